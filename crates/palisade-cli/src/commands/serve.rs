@@ -1,0 +1,132 @@
+//! `palisade serve`: runs the API server until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use palisade_server::{AppState, ServerConfig};
+
+/// Arguments of `palisade serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PALISADE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory for the embedded database and `bootstrap.txt`.
+    #[arg(long, env = "PALISADE_DATA_DIR", default_value = "palisade-data")]
+    pub data_dir: PathBuf,
+    /// Store URL: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` [default: sqlite://DATA_DIR/palisade.db].
+    #[arg(long, env = "PALISADE_STORE")]
+    pub store: Option<String>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub body_limit: usize,
+    /// Seconds a request may take before it is answered 408.
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Sustained requests per second allowed to one API key.
+    #[arg(long, default_value_t = NonZeroU32::new(200).unwrap_or(NonZeroU32::MIN))]
+    pub rate_limit: NonZeroU32,
+    /// Burst of requests one API key may send above the sustained rate.
+    #[arg(long, default_value_t = NonZeroU32::new(400).unwrap_or(NonZeroU32::MIN))]
+    pub rate_burst: NonZeroU32,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    crate::commands::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
+    let store_url = args
+        .store
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("palisade.db").display()));
+    let store = palisade_store::connect(&store_url)
+        .await
+        .with_context(|| format!("opening store {}", redact(&store_url)))?;
+    let config = ServerConfig {
+        body_limit_bytes: args.body_limit,
+        request_timeout: Duration::from_secs(args.request_timeout),
+        rate_limit_per_second: args.rate_limit,
+        rate_limit_burst: args.rate_burst,
+    };
+    let state = AppState::new(store, config);
+    if let Some(bootstrap) = palisade_server::bootstrap(&state, &args.data_dir).await? {
+        // Printed once, on stdout only: the key is never logged.
+        print!("{}", bootstrap.lines());
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, store = %redact(&store_url), "palisade listening on http://{address}");
+    palisade_server::run(listener, state, shutdown_signal()).await?;
+    tracing::info!("palisade stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Hides a password in a store URL before it is logged.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted_from_store_urls() {
+        assert_eq!(
+            redact("postgres://user:secret@db:5432/x"),
+            "postgres://user:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://user@db/x"), "postgres://user@db/x");
+        assert_eq!(redact("sqlite://data/p.db"), "sqlite://data/p.db");
+    }
+}

@@ -1,0 +1,50 @@
+//! The `palisade` binary. Each subcommand lives in its own module under `commands/`; this file
+//! only parses the command line and dispatches.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+/// Palisade: a self-hosted security and compliance center.
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the API server.
+    Serve(commands::serve::ServeArgs),
+    /// Manages API keys of a running server.
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
+    /// Validates, tests and evaluates configuration rules offline.
+    #[command(subcommand)]
+    Rules(commands::rules::RulesCommand),
+    /// Runs the network detectors over flow logs, offline.
+    Netscan(commands::netscan::NetscanArgs),
+    /// Hunts through audit logs with Sigma rules, offline.
+    Hunt(commands::hunt::HuntArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Keys(command) => commands::keys::run(command),
+        Command::Rules(command) => commands::rules::run(command),
+        Command::Netscan(args) => commands::netscan::run(args),
+        Command::Hunt(args) => commands::hunt::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

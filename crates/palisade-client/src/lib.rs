@@ -1,0 +1,158 @@
+//! A typed client of Palisade's HTTP API, shared by the CLI and the collector agent.
+//!
+//! Errors keep the server's error body, so callers can show its code, message and trace id.
+
+use palisade_model::error::ErrorBody;
+use palisade_model::tenancy::{ApiKey, Role};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// What a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("{status}: {}{}", summary(.body), trace_suffix(.body))]
+    Api { status: u16, body: ErrorBody },
+    /// The server answered with an error status but no readable body.
+    #[error("{status}: {text}")]
+    Status { status: u16, text: String },
+    /// The server could not be reached, or its answer could not be read.
+    #[error("request failed: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The URL is not usable.
+    #[error("invalid server url `{0}`")]
+    InvalidUrl(String),
+}
+
+fn summary(body: &ErrorBody) -> String {
+    body.errors
+        .iter()
+        .map(|item| format!("{} ({})", item.message, item.code))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn trace_suffix(body: &ErrorBody) -> String {
+    format!(" [trace {}]", body.trace)
+}
+
+/// Who a key belongs to, as `/v1/whoami` answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub key_id: String,
+    pub key_name: String,
+    pub instance_id: String,
+    pub role: Role,
+    pub operator: bool,
+}
+
+/// A created key, with its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyList {
+    keys: Vec<ApiKey>,
+}
+
+/// A client bound to one server and one key.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    key: String,
+}
+
+impl Client {
+    /// Creates a client for `base_url` (`http://127.0.0.1:8080`) using API key `key`.
+    pub fn new(base_url: &str, key: &str) -> Result<Self, ClientError> {
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ClientError::InvalidUrl(base_url.to_owned()));
+        }
+        // One TLS provider for the whole binary (ring); installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("palisade-client/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// Returns the key's identity.
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        self.send(self.http.get(self.url("/v1/whoami"))).await
+    }
+
+    /// Lists the keys of the caller's instance.
+    pub async fn list_keys(&self) -> Result<Vec<ApiKey>, ClientError> {
+        let instance_id = self.whoami().await?.instance_id;
+        let list: KeyList = self
+            .send(
+                self.http
+                    .get(self.url(&format!("/instances/{instance_id}/v1/keys"))),
+            )
+            .await?;
+        Ok(list.keys)
+    }
+
+    /// Creates a key in the caller's instance.
+    pub async fn create_key(&self, name: &str, role: Role) -> Result<CreatedKey, ClientError> {
+        let instance_id = self.whoami().await?.instance_id;
+        let body = serde_json::json!({"name": name, "role": role});
+        self.send(
+            self.http
+                .post(self.url(&format!("/instances/{instance_id}/v1/keys")))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Revokes a key of the caller's instance.
+    pub async fn revoke_key(&self, key_id: &str) -> Result<(), ClientError> {
+        let instance_id = self.whoami().await?.instance_id;
+        let request = self
+            .http
+            .delete(self.url(&format!("/instances/{instance_id}/v1/keys/{key_id}")));
+        self.check(request).await.map(|_| ())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    async fn check(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request.bearer_auth(&self.key).send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => ClientError::Api {
+                status: status.as_u16(),
+                body,
+            },
+            Err(_) => ClientError::Status {
+                status: status.as_u16(),
+                text,
+            },
+        })
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        Ok(self.check(request).await?.json().await?)
+    }
+}

@@ -1,0 +1,1 @@
+//! The normalised audit event (filled in by the activity-insights work).

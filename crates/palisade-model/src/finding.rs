@@ -1,0 +1,1 @@
+//! Severities shared by detections and findings.

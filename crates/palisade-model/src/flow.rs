@@ -1,0 +1,1 @@
+//! The normalised network flow (filled in by the network-insights work).

@@ -1,0 +1,16 @@
+//! Domain types shared by every Palisade crate. No I/O lives here.
+//!
+//! - [`error`]: the [`ErrorCode`](error::ErrorCode) table (stable snake_case codes and their HTTP
+//!   statuses) and the SCC-shaped error body every API error uses.
+//! - [`tenancy`]: instances, API keys and roles.
+//! - [`resource`]: the normalised resource every collector produces and every rule reads.
+//! - [`event`]: the normalised audit event the log decoders produce and Sigma rules read.
+//! - [`flow`]: the normalised network flow the flow-log decoders produce.
+//! - [`finding`]: severities shared by detections and findings.
+
+pub mod error;
+pub mod event;
+pub mod finding;
+pub mod flow;
+pub mod resource;
+pub mod tenancy;

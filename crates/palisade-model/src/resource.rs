@@ -1,0 +1,1 @@
+//! The normalised resource (filled in by the rule-engine work).

@@ -1,0 +1,1 @@
+//! The rule language (being built; see its issue).

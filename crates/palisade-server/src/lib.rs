@@ -1,0 +1,121 @@
+//! Palisade's HTTP API server.
+//!
+//! - [`app`] builds the router over an [`AppState`]; tests drive it in-process with
+//!   `tower::ServiceExt::oneshot`.
+//! - [`run`] serves it on a bound listener until a shutdown future completes, then drains
+//!   in-flight requests (graceful shutdown).
+//! - [`bootstrap`] creates the default instance and its operator admin key on first start.
+//!
+//! Layout: `routes/` is HTTP only (one module per route family, each handler annotated for the
+//! OpenAPI document); [`auth`] owns keys and the typed permission extractors; [`error`] and
+//! [`json`] own the error contract; [`middleware`] adds trace ids, metrics, error bodies and
+//! timeouts to every route.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::path::Path;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+pub use state::{AppState, ServerConfig};
+
+/// Builds the whole router: API routes, `/openapi.json`, fallbacks and middleware.
+pub fn app(state: AppState) -> Router {
+    let (router, openapi) = routes::router().split_for_parts();
+    let openapi_json = std::sync::Arc::new(openapi);
+    let body_limit = state.config.body_limit_bytes;
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = openapi_json.clone();
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async {
+            error::ApiError::new(palisade_model::error::ErrorCode::NotFound, "no such route")
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::timeout,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(middleware::finish))
+        .with_state(state)
+}
+
+/// Returns the OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::router().split_for_parts().1
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The default instance and operator key created on a first start with an empty store.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub instance_id: String,
+    pub admin_key: String,
+}
+
+impl Bootstrap {
+    /// The two lines printed once on stdout and written to `bootstrap.txt`.
+    pub fn lines(&self) -> String {
+        format!(
+            "instance_id: {}\nadmin_key: {}\n",
+            self.instance_id, self.admin_key
+        )
+    }
+}
+
+/// On an empty store, creates the default instance and its operator admin key, and writes
+/// `<data_dir>/bootstrap.txt` (mode 0600). Returns `None` when the store already has instances.
+pub async fn bootstrap(state: &AppState, data_dir: &Path) -> anyhow::Result<Option<Bootstrap>> {
+    if !state.store.list_instances().await?.is_empty() {
+        return Ok(None);
+    }
+    let created = routes::instances::create_instance_with_admin(state, "default", true)
+        .await
+        .map_err(|error| anyhow::anyhow!("creating the default instance: {error}"))?;
+    let bootstrap = Bootstrap {
+        instance_id: created.instance.id,
+        admin_key: created.admin_key,
+    };
+    write_secret_file(
+        &data_dir.join("bootstrap.txt"),
+        bootstrap.lines().as_bytes(),
+    )?;
+    Ok(Some(bootstrap))
+}
+
+/// Writes a file only its owner can read, creating it with that mode so it is never readable by
+/// others, not even for a moment.
+fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}

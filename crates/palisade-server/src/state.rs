@@ -1,0 +1,79 @@
+//! [`AppState`]: what every handler can reach, and [`ServerConfig`], the process knobs.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use metrics_exporter_prometheus::PrometheusHandle;
+use palisade_model::error::ErrorCode;
+use palisade_store::Store;
+
+use crate::auth::KeyVerifier;
+use crate::error::ApiError;
+
+/// Process knobs of the server; the CLI fills them from flags.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body, in bytes, on ordinary routes.
+    pub body_limit_bytes: usize,
+    /// Longest time a request may take before it is answered 408.
+    pub request_timeout: Duration,
+    /// Sustained requests per second allowed to one key.
+    pub rate_limit_per_second: NonZeroU32,
+    /// Requests one key may send in a burst above the sustained rate.
+    pub rate_limit_burst: NonZeroU32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 10 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            rate_limit_per_second: NonZeroU32::new(200).unwrap_or(NonZeroU32::MIN),
+            rate_limit_burst: NonZeroU32::new(400).unwrap_or(NonZeroU32::MIN),
+        }
+    }
+}
+
+/// Shared by all handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<ServerConfig>,
+    pub verifier: Arc<KeyVerifier>,
+    pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Builds the state over a store.
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        let quota =
+            Quota::per_second(config.rate_limit_per_second).allow_burst(config.rate_limit_burst);
+        Self {
+            store,
+            limiter: Arc::new(RateLimiter::keyed(quota)),
+            config: Arc::new(config),
+            verifier: Arc::new(KeyVerifier::default()),
+            metrics: crate::middleware::metrics_handle(),
+        }
+    }
+
+    /// Spends one request of a key's rate; `RateLimited` with `Retry-After` when it has none left.
+    pub fn check_rate(&self, key_id: &str) -> Result<(), ApiError> {
+        match self.limiter.check_key(&key_id.to_owned()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let mut error = ApiError::new(
+                    ErrorCode::RateLimited,
+                    "too many requests with this key; slow down",
+                );
+                error.retry_after = Some(wait.as_secs().max(1));
+                Err(error)
+            }
+        }
+    }
+}

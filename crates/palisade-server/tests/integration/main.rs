@@ -1,0 +1,7 @@
+//! Integration tests of the API server, in-process (`app(state).oneshot(request)`), over a real
+//! SQLite file or PostgreSQL schema.
+
+mod access;
+mod common;
+mod errors;
+mod operations;

@@ -1,0 +1,55 @@
+//! Versioned schema migrations, one SQL file per backend and version under `migrations/`.
+//!
+//! A migration is applied once, in a transaction, and recorded in `schema_migrations` with a
+//! checksum: a migration file edited after it was applied is refused loudly instead of leaving
+//! two databases with different schemas under the same version. On PostgreSQL an advisory lock
+//! serialises processes that start at the same time.
+
+/// One schema version.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+/// Every migration, in order. Append only.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
+    postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
+}];
+
+/// A stable checksum of a migration's text (FNV-1a, 64 bits): it only has to notice edits, not
+/// resist attackers, and must not change between Rust versions as `DefaultHasher` may.
+pub fn checksum(sql: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in sql.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_consecutive_from_one() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, index as i64 + 1, "{}", migration.name);
+        }
+    }
+
+    #[test]
+    fn checksum_notices_an_edit() {
+        assert_ne!(
+            checksum("CREATE TABLE a (x TEXT);"),
+            checksum("CREATE TABLE a (x TEXT );")
+        );
+        assert_eq!(checksum("same"), checksum("same"));
+    }
+}

@@ -1,0 +1,3 @@
+//! Store conformance: the same suite runs against SQLite and PostgreSQL.
+
+mod conformance;
