@@ -1,0 +1,3 @@
+//! Integration tests of the `palisade` binary, one module per command.
+
+mod serve;
