@@ -1,3 +1,5 @@
 //! Integration tests of the `palisade` binary, one module per command.
 
+mod sdk;
 mod serve;
+mod support;
