@@ -29,6 +29,11 @@ enum Command {
     Netscan(commands::netscan::NetscanArgs),
     /// Hunts through audit logs with Sigma rules, offline.
     Hunt(commands::hunt::HuntArgs),
+    /// Scans an inventory against a profile, offline (for CI pipelines).
+    Scan(commands::scan::ScanArgs),
+    /// Imports and inspects compliance content (control libraries, profiles, rules).
+    #[command(subcommand)]
+    Content(commands::content::ContentCommand),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +44,8 @@ fn main() -> ExitCode {
         Command::Rules(command) => commands::rules::run(command),
         Command::Netscan(args) => commands::netscan::run(args),
         Command::Hunt(args) => commands::hunt::run(args),
+        Command::Scan(args) => commands::scan::run(args),
+        Command::Content(command) => commands::content::run(command),
     };
     match outcome {
         Ok(code) => code,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod json;
 pub mod middleware;
 pub mod routes;
+pub mod service;
 pub mod state;
 
 use std::future::Future;

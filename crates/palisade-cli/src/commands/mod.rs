@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
+pub mod content;
 pub mod hunt;
 pub mod keys;
 pub mod netscan;
 pub mod rules;
+pub mod scan;
 pub mod serve;
 
 /// Sends logs to stderr (stdout carries command output), filtered by `RUST_LOG` (default `info`).

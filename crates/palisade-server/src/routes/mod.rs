@@ -14,6 +14,7 @@ use crate::state::AppState;
 pub mod health;
 pub mod instances;
 pub mod keys;
+pub mod v3;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +24,14 @@ pub mod keys;
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "instances", description = "Instances (tenants) and the caller's identity"),
         (name = "keys", description = "API keys of an instance"),
+        (name = "v3 settings", description = "SCC v3: instance settings"),
+        (name = "v3 control libraries", description = "SCC v3: control libraries"),
+        (name = "v3 profiles", description = "SCC v3: profiles"),
+        (name = "v3 attachments", description = "SCC v3: profile attachments"),
+        (name = "v3 scopes", description = "SCC v3: scopes and subscopes"),
+        (name = "v3 targets", description = "SCC v3: cross-account targets"),
+        (name = "v3 integrations", description = "SCC v3: provider types and their instances"),
+        (name = "v3 rules", description = "SCC v3: rules"),
     )
 )]
 struct ApiDoc;
@@ -58,4 +67,79 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::get_instance))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
+        .merge(v3_router())
+}
+
+/// The SCC v3 posture routes.
+fn v3_router() -> OpenApiRouter<AppState> {
+    use v3::{attachments, libraries, profiles, providers, rules, scopes, settings, targets};
+    OpenApiRouter::new()
+        .routes(routes!(settings::get_settings, settings::update_settings))
+        .routes(routes!(settings::post_test_event))
+        .routes(routes!(
+            libraries::create_control_library,
+            libraries::list_control_libraries
+        ))
+        .routes(routes!(
+            libraries::get_control_library,
+            libraries::replace_custom_control_library,
+            libraries::delete_custom_control_library
+        ))
+        .routes(routes!(profiles::create_profile, profiles::list_profiles))
+        .routes(routes!(
+            profiles::get_profile,
+            profiles::replace_profile,
+            profiles::delete_custom_profile
+        ))
+        .routes(routes!(
+            profiles::list_profile_parameters,
+            profiles::replace_profile_parameters
+        ))
+        .routes(routes!(profiles::compare_profiles))
+        .routes(routes!(
+            attachments::create_profile_attachment,
+            attachments::list_profile_attachments
+        ))
+        .routes(routes!(
+            attachments::get_profile_attachment,
+            attachments::replace_profile_attachment,
+            attachments::delete_profile_attachment
+        ))
+        .routes(routes!(attachments::upgrade_attachment))
+        .routes(routes!(attachments::list_instance_attachments))
+        .routes(routes!(scopes::create_scope, scopes::list_scopes))
+        .routes(routes!(
+            scopes::get_scope,
+            scopes::update_scope,
+            scopes::delete_scope
+        ))
+        .routes(routes!(scopes::create_subscope, scopes::list_subscopes))
+        .routes(routes!(
+            scopes::get_subscope,
+            scopes::update_subscope,
+            scopes::delete_subscope
+        ))
+        .routes(routes!(targets::create_target, targets::list_targets))
+        .routes(routes!(
+            targets::get_target,
+            targets::replace_target,
+            targets::delete_target
+        ))
+        .routes(routes!(providers::list_provider_types))
+        .routes(routes!(providers::get_provider_type_by_id))
+        .routes(routes!(
+            providers::create_provider_type_instance,
+            providers::list_provider_type_instances
+        ))
+        .routes(routes!(
+            providers::get_provider_type_instance,
+            providers::update_provider_type_instance,
+            providers::delete_provider_type_instance
+        ))
+        .routes(routes!(rules::create_rule, rules::list_rules))
+        .routes(routes!(
+            rules::get_rule,
+            rules::replace_rule,
+            rules::delete_rule
+        ))
 }

@@ -1,0 +1,1 @@
+//! Report renderers: CSV, PDF, JSON and OSCAL assessment-results.

@@ -1,0 +1,4 @@
+//! Use cases that join the store and the engines, shared by route families. Handlers stay thin:
+//! they extract, call a service function, and answer.
+
+pub mod documents;
