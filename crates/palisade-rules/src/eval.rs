@@ -216,6 +216,9 @@ fn combine(statuses: impl IntoIterator<Item = Status>, conjunction: bool) -> Sta
     result
 }
 
+/// Explains a list node: its status from the children's statuses, then the details of the
+/// children whose status equals it. Statuses are recomputed rather than buffered, so no
+/// temporary lists are allocated on this path.
 fn explain_children(
     children: &[Node],
     scope: Scope<'_, '_>,
@@ -224,18 +227,13 @@ fn explain_children(
     details: &mut Vec<Detail>,
     conjunction: bool,
 ) -> Status {
-    let explained: Vec<(Status, Vec<Detail>)> = children
-        .iter()
-        .map(|child| {
-            let mut child_details = Vec::new();
-            let status = child.explain(scope, now, prefix, &mut child_details);
-            (status, child_details)
-        })
-        .collect();
-    let status = combine(explained.iter().map(|(status, _)| *status), conjunction);
-    for (child_status, child_details) in explained {
-        if child_status == status {
-            details.extend(child_details);
+    let status = combine(
+        children.iter().map(|child| child.status(scope, now)),
+        conjunction,
+    );
+    for child in children {
+        if child.status(scope, now) == status {
+            child.explain(scope, now, prefix, details);
         }
     }
     status
@@ -299,28 +297,18 @@ impl CompiledSubRule {
             }
             return status;
         }
-        let explained: Vec<(Status, Vec<Detail>)> = elements
-            .iter()
-            .enumerate()
-            .map(|(index, element)| {
-                let element_prefix = format!("{prefix}{}.{index}.", self.target_ref);
-                let mut element_details = Vec::new();
-                let status = self.inner.explain(
-                    Scope::Element(element),
-                    now,
-                    &element_prefix,
-                    &mut element_details,
-                );
-                (status, element_details)
-            })
-            .collect();
+        let conjunction = !self.quantifier.is_any();
         let status = combine(
-            explained.iter().map(|(status, _)| *status),
-            !self.quantifier.is_any(),
+            elements
+                .iter()
+                .map(|element| self.inner.status(Scope::Element(element), now)),
+            conjunction,
         );
-        for (element_status, element_details) in explained {
-            if element_status == status {
-                details.extend(element_details);
+        for (index, element) in elements.iter().enumerate() {
+            if self.inner.status(Scope::Element(element), now) == status {
+                let element_prefix = format!("{prefix}{}.{index}.", self.target_ref);
+                self.inner
+                    .explain(Scope::Element(element), now, &element_prefix, details);
             }
         }
         status

@@ -16,6 +16,7 @@
 //! backends.
 
 mod error;
+pub mod inventory;
 pub mod migrations;
 mod sql;
 #[cfg(feature = "testsuite")]
@@ -29,6 +30,7 @@ use chrono::{DateTime, Utc};
 use palisade_model::tenancy::{ApiKey, Instance, Role};
 
 pub use error::StoreError;
+pub use inventory::{InventoryStore, PushOutcome, QuarantinedRecord, ResourceFilter};
 pub use sql::{Dialect, SqlStore};
 pub use time::{format_timestamp, parse_timestamp};
 
@@ -43,9 +45,15 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
 }
 
 /// Everything the server needs from storage.
-pub trait Store: InstanceStore + KeyStore + DocumentStore + Send + Sync + 'static {}
+pub trait Store:
+    InstanceStore + KeyStore + DocumentStore + InventoryStore + Send + Sync + 'static
+{
+}
 
-impl<T: InstanceStore + KeyStore + DocumentStore + Send + Sync + 'static> Store for T {}
+impl<T: InstanceStore + KeyStore + DocumentStore + InventoryStore + Send + Sync + 'static> Store
+    for T
+{
+}
 
 /// Instances (tenants).
 #[async_trait]

@@ -17,12 +17,20 @@ pub struct Migration {
 /// Every migration, in ascending version order. Append only; never edit an applied one.
 ///
 /// Reserved numbers: 2 findings and notifications, 3 posture (inventory, scans, reports).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
-    postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
+        postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "inventory",
+        sqlite: include_str!("../migrations/sqlite/0003_inventory.sql"),
+        postgres: include_str!("../migrations/postgres/0003_inventory.sql"),
+    },
+];
 
 /// A stable checksum of a migration's text (FNV-1a, 64 bits): it only has to notice edits, not
 /// resist attackers, and must not change between Rust versions as `DefaultHasher` may.

@@ -1,5 +1,7 @@
 //! [`SqlStore`]: the one implementation of the store traits, for SQLite and PostgreSQL.
 
+mod inventory;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;

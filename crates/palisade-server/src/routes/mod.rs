@@ -13,6 +13,7 @@ use crate::state::AppState;
 
 pub mod health;
 pub mod instances;
+pub mod inventory;
 pub mod keys;
 pub mod v3;
 
@@ -24,6 +25,7 @@ pub mod v3;
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "instances", description = "Instances (tenants) and the caller's identity"),
         (name = "keys", description = "API keys of an instance"),
+        (name = "inventory", description = "Resources pushed by collectors, their history, and the quarantine"),
         (name = "v3 settings", description = "SCC v3: instance settings"),
         (name = "v3 control libraries", description = "SCC v3: control libraries"),
         (name = "v3 profiles", description = "SCC v3: profiles"),
@@ -67,6 +69,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::get_instance))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
+        .routes(routes!(
+            inventory::push_inventory,
+            inventory::list_inventory
+        ))
+        .routes(routes!(inventory::resource_history))
+        .routes(routes!(inventory::list_quarantine))
         .merge(v3_router())
 }
 

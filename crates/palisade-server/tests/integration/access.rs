@@ -11,6 +11,72 @@ fn instance_routes() -> Vec<(Method, &'static str, Option<Value>, &'static [&'st
     vec![
         (
             Method::GET,
+            "/instances/{i}/v1/inventory",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::POST,
+            "/instances/{i}/v1/inventory",
+            Some(json!({"resources": []})),
+            &["admin", "editor", "collector", "ingest"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v1/quarantine",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v3/settings",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v3/rules",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::POST,
+            "/instances/{i}/v3/scopes",
+            Some(json!({"name": "s", "environment": "aws"})),
+            &["admin", "editor"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v3/control_libraries",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v3/profiles",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v3/attachments",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v3/targets",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v3/provider_types",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::GET,
             "/instances/{i}/v1/instance",
             None,
             &["admin", "editor", "viewer"],

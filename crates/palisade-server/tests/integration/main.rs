@@ -4,4 +4,5 @@
 mod access;
 mod common;
 mod errors;
+mod inventory;
 mod operations;

@@ -1,3 +1,4 @@
 //! Store conformance: the same suite runs against SQLite and PostgreSQL.
 
 mod conformance;
+mod inventory;

@@ -1,0 +1,259 @@
+//! [`InventoryStore`] for [`SqlStore`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use palisade_model::resource::Resource;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{SqlStore, classify, corrupt};
+use crate::inventory::{InventoryStore, PushOutcome, QuarantinedRecord, ResourceFilter};
+use crate::time::{format_timestamp, parse_timestamp};
+use crate::{StoreError, StoreResult};
+
+fn resource_from_row(row: &AnyRow) -> StoreResult<Resource> {
+    let body: String = row.try_get("body").map_err(corrupt)?;
+    serde_json::from_str(&body)
+        .map_err(|error| StoreError::Corrupt(format!("stored resource: {error}")))
+}
+
+/// Appends the filter's conditions (after `instance_id = $1`) and returns their bind values in
+/// order. Conditions are fixed strings; only the values travel as binds.
+fn filter_sql(filter: &ResourceFilter, with_page: bool) -> (String, Vec<String>) {
+    let mut conditions = String::new();
+    let mut binds = Vec::new();
+    let columns = [
+        ("environment", &filter.environment),
+        ("account_id", &filter.account_id),
+        ("service_name", &filter.service_name),
+        ("resource_kind", &filter.resource_kind),
+        ("region", &filter.region),
+        ("resource_group", &filter.resource_group),
+    ];
+    for (column, value) in columns {
+        if let Some(value) = value {
+            binds.push(value.clone());
+            conditions.push_str(&format!(" AND r.{column} = ${}", binds.len() + 1));
+        }
+    }
+    for (key, value) in &filter.tags {
+        binds.push(key.clone());
+        binds.push(value.clone());
+        conditions.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM resource_tags t WHERE t.instance_id = r.instance_id AND t.resource_id = r.id \
+             AND t.tag_key = ${} AND t.tag_value = ${})",
+            binds.len(),
+            binds.len() + 1
+        ));
+    }
+    if with_page && let Some(after) = &filter.after {
+        binds.push(after.clone());
+        conditions.push_str(&format!(" AND r.id > ${}", binds.len() + 1));
+    }
+    (conditions, binds)
+}
+
+/// A tag value as text: strings as they are, anything else as JSON.
+fn tag_text(value: &serde_json::Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+#[async_trait]
+impl InventoryStore for SqlStore {
+    async fn push_resources(
+        &self,
+        instance_id: &str,
+        resources: &[Resource],
+        at: DateTime<Utc>,
+    ) -> StoreResult<PushOutcome> {
+        let received_at = format_timestamp(at);
+        let mut outcome = PushOutcome::default();
+        let mut transaction = self.pool().begin().await?;
+        for resource in resources {
+            let body = serde_json::to_string(resource)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            let collected_at = format_timestamp(resource.collected_at);
+            let inserted = sqlx::query(self.sql(
+                "INSERT INTO resource_versions (instance_id, id, collected_at, body, received_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (instance_id, id, collected_at) DO NOTHING",
+            ))
+            .bind(instance_id)
+            .bind(&resource.id)
+            .bind(&collected_at)
+            .bind(&body)
+            .bind(&received_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| classify(error, &format!("resource {}", resource.id)))?;
+            if inserted.rows_affected() == 0 {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.stored += 1;
+            // Only a version at least as recent as the stored one becomes the latest.
+            let latest = sqlx::query(self.sql(
+                "INSERT INTO resources (instance_id, id, environment, account_id, service_name, resource_kind, region, \
+                 resource_group, name, body, collected_at, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (instance_id, id) DO UPDATE SET environment = excluded.environment, account_id = excluded.account_id, \
+                 service_name = excluded.service_name, resource_kind = excluded.resource_kind, region = excluded.region, \
+                 resource_group = excluded.resource_group, name = excluded.name, body = excluded.body, \
+                 collected_at = excluded.collected_at, received_at = excluded.received_at \
+                 WHERE resources.collected_at <= excluded.collected_at",
+            ))
+            .bind(instance_id)
+            .bind(&resource.id)
+            .bind(&resource.environment)
+            .bind(&resource.account_id)
+            .bind(&resource.service_name)
+            .bind(&resource.resource_kind)
+            .bind(resource.region.clone())
+            .bind(resource.resource_group.clone())
+            .bind(resource.name.clone())
+            .bind(&body)
+            .bind(&collected_at)
+            .bind(&received_at)
+            .execute(&mut *transaction)
+            .await?;
+            if latest.rows_affected() == 1 {
+                sqlx::query(
+                    self.sql(
+                        "DELETE FROM resource_tags WHERE instance_id = $1 AND resource_id = $2",
+                    ),
+                )
+                .bind(instance_id)
+                .bind(&resource.id)
+                .execute(&mut *transaction)
+                .await?;
+                for (key, value) in &resource.tags {
+                    sqlx::query(self.sql(
+                        "INSERT INTO resource_tags (instance_id, resource_id, tag_key, tag_value) VALUES ($1, $2, $3, $4)",
+                    ))
+                    .bind(instance_id)
+                    .bind(&resource.id)
+                    .bind(key)
+                    .bind(tag_text(value))
+                    .execute(&mut *transaction)
+                    .await?;
+                }
+            }
+        }
+        transaction.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn list_resources(
+        &self,
+        instance_id: &str,
+        filter: &ResourceFilter,
+    ) -> StoreResult<Vec<Resource>> {
+        let (conditions, binds) = filter_sql(filter, true);
+        let limit = i64::from(filter.limit.unwrap_or(u32::MAX).min(100_000));
+        let statement = format!(
+            "SELECT r.body FROM resources r WHERE r.instance_id = $1{conditions} ORDER BY r.id LIMIT ${}",
+            binds.len() + 2
+        );
+        let statement = self.sql(&statement);
+        let mut query = sqlx::query(statement).bind(instance_id);
+        for value in &binds {
+            query = query.bind(value.clone());
+        }
+        query
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(resource_from_row)
+            .collect()
+    }
+
+    async fn count_resources(
+        &self,
+        instance_id: &str,
+        filter: &ResourceFilter,
+    ) -> StoreResult<u64> {
+        let (conditions, binds) = filter_sql(filter, false);
+        let statement = self.sql(&format!(
+            "SELECT COUNT(*) FROM resources r WHERE r.instance_id = $1{conditions}"
+        ));
+        let mut query = sqlx::query(statement).bind(instance_id);
+        for value in &binds {
+            query = query.bind(value.clone());
+        }
+        let count: i64 = query
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)
+            .map_err(corrupt)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn resource_history(
+        &self,
+        instance_id: &str,
+        resource_id: &str,
+    ) -> StoreResult<Vec<Resource>> {
+        sqlx::query(self.sql("SELECT body FROM resource_versions WHERE instance_id = $1 AND id = $2 ORDER BY collected_at"))
+            .bind(instance_id)
+            .bind(resource_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(resource_from_row)
+            .collect()
+    }
+
+    async fn quarantine(
+        &self,
+        instance_id: &str,
+        records: &[QuarantinedRecord],
+    ) -> StoreResult<()> {
+        let mut transaction = self.pool().begin().await?;
+        for record in records {
+            sqlx::query(self.sql(
+                "INSERT INTO quarantine (instance_id, id, source, received_at, reason, record) VALUES ($1, $2, $3, $4, $5, $6)",
+            ))
+            .bind(instance_id)
+            .bind(&record.id)
+            .bind(&record.source)
+            .bind(format_timestamp(record.received_at))
+            .bind(&record.reason)
+            .bind(record.record.to_string())
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| classify(error, &format!("quarantined record {}", record.id)))?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn list_quarantine(
+        &self,
+        instance_id: &str,
+        source: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<QuarantinedRecord>> {
+        sqlx::query(self.sql(
+            "SELECT id, source, received_at, reason, record FROM quarantine WHERE instance_id = $1 AND source = $2 \
+             ORDER BY received_at DESC, id LIMIT $3",
+        ))
+        .bind(instance_id)
+        .bind(source)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|row| {
+            let record: String = row.try_get("record").map_err(corrupt)?;
+            Ok(QuarantinedRecord {
+                id: row.try_get("id").map_err(corrupt)?,
+                source: row.try_get("source").map_err(corrupt)?,
+                received_at: parse_timestamp(&row.try_get::<String, _>("received_at").map_err(corrupt)?)?,
+                reason: row.try_get("reason").map_err(corrupt)?,
+                record: serde_json::from_str(&record).map_err(|error| StoreError::Corrupt(error.to_string()))?,
+            })
+        })
+        .collect()
+    }
+}
