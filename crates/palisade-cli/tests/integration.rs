@@ -1,6 +1,11 @@
 //! Integration tests of the `palisade` binary, one module per command.
 
+mod content;
+mod hunt;
+mod netscan;
 mod posture_sdk;
+mod rules;
+mod scan;
 mod sdk;
 mod serve;
 mod support;

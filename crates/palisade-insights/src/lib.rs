@@ -1,1 +1,5 @@
-//! Detection runtime over event batches: Sigma packs and network detectors, state passed in and out. (being built; see its issue).
+//! Detection runtime over event batches: [`activity`] (Sigma packs over audit events) and
+//! [`network`] (detectors over flows with threat intelligence). Pure: state goes in and out.
+
+pub mod activity;
+pub mod network;

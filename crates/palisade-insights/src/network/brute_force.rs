@@ -1,0 +1,230 @@
+//! Brute force: many short connections from one source to one remote-access or database port of
+//! one target in a window (password guessing against SSH, RDP, VNC, databases…).
+//!
+//! A connection counts as an attempt when it goes to one of `ports`, is not a reply, and carries
+//! at most `max_packets_per_attempt` packets (a login exchange, not a working session). By default
+//! only sources outside the internal networks count: application servers open many short
+//! connections to their own databases all day. Severity: HIGH when some attempts were accepted
+//! (the service answered), MEDIUM when the firewall rejected them all.
+
+use palisade_model::finding::Severity;
+use palisade_model::flow::{FlowAction, FlowDirection};
+use serde::{Deserialize, Serialize};
+
+use super::finding::{DetectorKind, Endpoint};
+use super::intel::key_address;
+use super::state::{FastMap, FlowTally, WindowSet, new_map};
+use super::{
+    Emitter, FlowContext, NetworkConfigError, SuppressionKey, build_finding, require_positive,
+};
+
+/// Brute-force detector settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BruteForceConfig {
+    /// Default `true`.
+    pub enabled: bool,
+    /// Window length, seconds. Default 300.
+    pub window_seconds: u64,
+    /// Watched ports. Default: 21 (FTP), 22 (SSH), 23 (Telnet), 445 (SMB), 1433 (SQL Server),
+    /// 1521 (Oracle), 3306 (MySQL), 3389 (RDP), 5432 (PostgreSQL), 5900 (VNC), 5985/5986 (WinRM),
+    /// 6379 (Redis), 9200 (Elasticsearch), 27017 (MongoDB).
+    pub ports: Vec<u16>,
+    /// Attempts from one source to one target port in a window to report. Default 20.
+    pub min_attempts: u64,
+    /// A connection with more packets than this is a session, not an attempt. Default 40.
+    pub max_packets_per_attempt: u64,
+    /// Count sources inside the internal networks too (lateral movement). Default `false`.
+    pub include_internal_sources: bool,
+}
+
+impl Default for BruteForceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window_seconds: 300,
+            ports: vec![
+                21, 22, 23, 445, 1433, 1521, 3306, 3389, 5432, 5900, 5985, 5986, 6379, 9200, 27017,
+            ],
+            min_attempts: 20,
+            max_packets_per_attempt: 40,
+            include_internal_sources: false,
+        }
+    }
+}
+
+impl BruteForceConfig {
+    pub(crate) fn validate(&self) -> Result<(), NetworkConfigError> {
+        require_positive("brute_force.window_seconds", self.window_seconds)?;
+        require_positive("brute_force.min_attempts", self.min_attempts)?;
+        require_positive(
+            "brute_force.max_packets_per_attempt",
+            self.max_packets_per_attempt,
+        )
+    }
+}
+
+/// One bit per port: a watched-port test is a shift and a mask.
+#[derive(Debug, Clone)]
+pub(crate) struct PortBitmap {
+    bits: Vec<u64>,
+}
+
+impl PortBitmap {
+    pub(crate) fn new(ports: &[u16]) -> Self {
+        let mut bits = vec![0u64; 1024];
+        for port in ports {
+            bits[usize::from(*port) / 64] |= 1 << (port % 64);
+        }
+        Self { bits }
+    }
+
+    pub(crate) fn contains(&self, port: u16) -> bool {
+        self.bits[usize::from(port) / 64] & (1 << (port % 64)) != 0
+    }
+}
+
+#[derive(Debug)]
+struct Attempts {
+    tally: FlowTally,
+    accepted: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct BruteForceWindow {
+    /// (source, target, port) → attempts.
+    attempts: FastMap<(u128, u128, u16), Attempts>,
+}
+
+impl Default for BruteForceWindow {
+    fn default() -> Self {
+        Self {
+            attempts: new_map(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct BruteForceState {
+    pub(crate) windows: WindowSet<BruteForceWindow>,
+    min_attempts: u64,
+}
+
+impl BruteForceState {
+    pub(crate) fn new(config: &BruteForceConfig) -> Self {
+        Self {
+            windows: WindowSet::new(config.window_seconds),
+            min_attempts: config.min_attempts,
+        }
+    }
+
+    pub(crate) fn open_keys(&self) -> usize {
+        self.windows
+            .open_windows()
+            .map(|window| window.attempts.len())
+            .sum()
+    }
+
+    pub(crate) fn observe(
+        &mut self,
+        config: &BruteForceConfig,
+        ports: &PortBitmap,
+        flow: &FlowContext<'_>,
+        evidence: usize,
+    ) -> (bool, i64) {
+        let record = flow.record;
+        if !ports.contains(record.dst_port)
+            || flow.reply
+            || record.packets > config.max_packets_per_attempt
+            || (flow.src_internal && !config.include_internal_sources)
+        {
+            return (false, i64::MAX);
+        }
+        let Some((index, window, opened)) = self.windows.window_for(flow.start) else {
+            return (false, i64::MAX);
+        };
+        let attempts = window
+            .attempts
+            .entry((flow.src, flow.dst, record.dst_port))
+            .or_insert_with(|| Attempts {
+                tally: FlowTally::new(flow),
+                accepted: 0,
+            });
+        attempts.tally.add(flow, false, evidence);
+        attempts.accepted += u64::from(record.action == FlowAction::Accept);
+        (
+            true,
+            if opened {
+                self.windows.window_end(index)
+            } else {
+                i64::MAX
+            },
+        )
+    }
+
+    pub(crate) fn close(&mut self, watermark: i64, lateness: i64, emitter: &mut Emitter<'_>) {
+        while let Some((index, window)) = if watermark == i64::MAX {
+            self.windows.pop_oldest()
+        } else {
+            self.windows.pop_closable(watermark, lateness)
+        } {
+            let bounds = (
+                self.windows.window_start(index),
+                self.windows.window_end(index),
+            );
+            for ((source, target, port), attempts) in window.attempts {
+                if attempts.tally.flows < self.min_attempts {
+                    continue;
+                }
+                let (source_address, target_address) = (key_address(source), key_address(target));
+                let summary = format!(
+                    "{source_address} made {} short connections to {target_address} port {port} ({} rejected)",
+                    attempts.tally.flows, attempts.tally.rejected
+                );
+                let severity = if attempts.accepted > 0 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
+                let mut finding = build_finding(
+                    "brute_force".to_owned(),
+                    DetectorKind::BruteForce,
+                    severity,
+                    summary,
+                    FlowDirection::Inbound,
+                    Endpoint {
+                        address: source_address,
+                        port: None,
+                    },
+                    Endpoint {
+                        address: target_address,
+                        port: Some(port),
+                    },
+                    &attempts.tally,
+                    bounds,
+                );
+                finding.distinct_count = Some(attempts.tally.flows);
+                emitter.emit(
+                    finding,
+                    SuppressionKey {
+                        client: source,
+                        server: target,
+                        port: Some(port),
+                    },
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmap_holds_exactly_its_ports() {
+        let bitmap = PortBitmap::new(&[0, 22, 65_535]);
+        assert!(bitmap.contains(22) && bitmap.contains(0) && bitmap.contains(65_535));
+        assert!(!bitmap.contains(23) && !bitmap.contains(21));
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of palisade-insights, one module per feature.
+
+mod network;
