@@ -6,3 +6,8 @@ use crate::sdk::{Sdk, run_sdk_tests};
 fn ibm_sdk_v3_configuration_methods() {
     run_sdk_tests(Sdk::Scc5, "test_posture_config.py");
 }
+
+#[test]
+fn ibm_sdk_v3_scans_and_reports() {
+    run_sdk_tests(Sdk::Scc5, "test_posture_scans.py");
+}

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput};
 use palisade_model::resource::Resource;
-use palisade_rules::{Outcome, ParameterValues, RuleSet, Status};
+use palisade_rules::{Outcome, ParameterValues, RuleSet, Status, Verdict};
+use rayon::prelude::*;
 use serde_json::{Value, json};
 
 const RESOURCES: usize = 100_000;
@@ -197,26 +198,57 @@ fn rules(generator: &mut Seeded) -> (Vec<Value>, Vec<Value>) {
     (scc, rego)
 }
 
-/// Evaluates every resource in parallel, counting statuses (outcomes, details included, are
-/// computed and then dropped, as a consumer turning them into rows would).
+fn status_slot(status: Status) -> usize {
+    match status {
+        Status::Pass => 0,
+        Status::Failure => 1,
+        Status::Error => 2,
+    }
+}
+
+/// Evaluates every resource in parallel on the hot path (`RuleSet::fold_batch`, verdicts with
+/// details on demand), counting statuses.
 fn evaluate_all(rule_set: &RuleSet, resources: &[Resource], now: DateTime<Utc>) -> [usize; 3] {
     rule_set.fold_batch(
         resources,
         now,
         || [0usize; 3],
-        |mut counts, _, _, outcomes: &[Outcome]| {
-            for outcome in outcomes {
-                counts[match outcome.status {
-                    Status::Pass => 0,
-                    Status::Failure => 1,
-                    Status::Error => 2,
-                }] += 1;
-                black_box(&outcome.details);
+        |mut counts, _, _, verdicts: &[Verdict]| {
+            for verdict in verdicts {
+                counts[status_slot(verdict.status)] += 1;
             }
             counts
         },
         |left, right| [left[0] + right[0], left[1] + right[1], left[2] + right[2]],
     )
+}
+
+/// As [`evaluate_all`], with every failure's details built (`RuleSet::evaluate_outcomes`, one
+/// reused outcome buffer per worker) and then dropped, as a consumer storing them would.
+fn evaluate_all_with_details(
+    rule_set: &RuleSet,
+    resources: &[Resource],
+    now: DateTime<Utc>,
+) -> [usize; 3] {
+    resources
+        .par_iter()
+        .fold(
+            || ([0usize; 3], Vec::<Outcome>::new()),
+            |(mut counts, mut outcomes), resource| {
+                outcomes.clear();
+                rule_set.evaluate_outcomes(resource, now, &mut outcomes);
+                for outcome in &outcomes {
+                    counts[status_slot(outcome.status)] += 1;
+                    black_box(&outcome.details);
+                }
+                (counts, outcomes)
+            },
+        )
+        .map(|(counts, _)| counts)
+        .reduce(
+            || [0usize; 3],
+            |left, right| [left[0] + right[0], left[1] + right[1], left[2] + right[2]],
+        )
 }
 
 fn evaluate_all_owned(rule_set: &RuleSet, resources: &[Resource], now: DateTime<Utc>) -> usize {
@@ -246,7 +278,10 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn median_seconds(runs: usize, mut run: impl FnMut()) -> f64 {
+/// Runs `run` `runs` times: the median wall-clock seconds of one run, and the CPU seconds one
+/// run used on average (all threads).
+fn measure(runs: usize, mut run: impl FnMut()) -> (f64, f64) {
+    let cpu_before = cpu_seconds();
     let mut times: Vec<f64> = (0..runs)
         .map(|_| {
             let start = Instant::now();
@@ -254,8 +289,9 @@ fn median_seconds(runs: usize, mut run: impl FnMut()) -> f64 {
             start.elapsed().as_secs_f64()
         })
         .collect();
+    let cpu_per_run = (cpu_seconds() - cpu_before) / runs as f64;
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    (times[times.len() / 2], cpu_per_run)
 }
 
 fn main() {
@@ -281,16 +317,21 @@ fn main() {
         "SCC and Rego rules disagree on the sample"
     );
 
-    let mut criterion = Criterion::default()
-        .configure_from_args()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(20));
-    {
+    // The criterion runs take minutes; `PALISADE_BENCH_SUMMARY_ONLY=1` skips them and prints
+    // only the summary below (enough for a quick before/after comparison).
+    if std::env::var_os("PALISADE_BENCH_SUMMARY_ONLY").is_none() {
+        let mut criterion = Criterion::default()
+            .configure_from_args()
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(2))
+            .measurement_time(Duration::from_secs(20));
         let mut group = criterion.benchmark_group("rules");
         group.throughput(Throughput::Elements((RESOURCES * RULES) as u64));
         group.bench_function("scc_100k_resources_x_200_rules", |bencher| {
             bencher.iter(|| black_box(evaluate_all(&scc, &resources, now)))
+        });
+        group.bench_function("scc_100k_resources_x_200_rules_with_details", |bencher| {
+            bencher.iter(|| black_box(evaluate_all_with_details(&scc, &resources, now)))
         });
         group.bench_function(
             "scc_100k_resources_x_200_rules_owned_evaluations",
@@ -301,60 +342,64 @@ fn main() {
             bencher.iter(|| black_box(evaluate_all(&rego, sample, now)))
         });
         group.finish();
+        criterion.final_summary();
     }
-    criterion.final_summary();
 
     let pairs = (RESOURCES * RULES) as f64;
     let sample_pairs = (REGO_SAMPLE_RESOURCES * RULES) as f64;
-    let cpu_before = cpu_seconds();
-    let scc_runs = 5;
-    let scc_seconds = median_seconds(scc_runs, || {
+    let (scc_seconds, scc_cpu) = measure(5, || {
         black_box(evaluate_all(&scc, &resources, now));
     });
-    let scc_cpu_per_run = (cpu_seconds() - cpu_before) / scc_runs as f64;
-    let owned_seconds = median_seconds(3, || {
+    let (details_seconds, details_cpu) = measure(3, || {
+        black_box(evaluate_all_with_details(&scc, &resources, now));
+    });
+    let (owned_seconds, owned_cpu) = measure(3, || {
         black_box(evaluate_all_owned(&scc, &resources, now));
     });
-    let cpu_before = cpu_seconds();
-    let rego_runs = 3;
-    let rego_seconds = median_seconds(rego_runs, || {
+    let (rego_seconds, rego_cpu) = measure(3, || {
         black_box(evaluate_all(&rego, sample, now));
     });
-    let rego_cpu_per_run = (cpu_seconds() - cpu_before) / rego_runs as f64;
     let full = evaluate_all(&scc, &resources, now);
-    let scc_rate = pairs / scc_seconds;
-    let rego_rate = sample_pairs / rego_seconds;
+    assert_eq!(
+        full,
+        evaluate_all_with_details(&scc, &resources, now),
+        "verdicts and outcomes with details disagree"
+    );
+    let rate = |evaluations: f64, seconds: f64| evaluations / seconds / 1e6;
     println!(
-        "summary (median of repeated runs, {} threads):",
+        "summary (median of repeated runs, {} threads; per CPU-second from /proc/self/stat):",
         rayon::current_num_threads()
     );
     println!(
-        "  scc:  {pairs:.0} evaluations in {scc_seconds:.3} s = {:.1} M evaluations/s (pass {}, failure {}, error {})",
-        scc_rate / 1e6,
+        "  scc, verdicts (fold_batch): {pairs:.0} evaluations in {scc_seconds:.3} s = {:.1} M evaluations/s \
+         wall clock, {:.1} M per CPU-second (~{:.1} M/s on 2 dedicated cores) (pass {}, failure {}, error {})",
+        rate(pairs, scc_seconds),
+        rate(pairs, scc_cpu),
+        2.0 * rate(pairs, scc_cpu),
         full[0],
         full[1],
         full[2]
     );
     println!(
-        "  scc, owned Evaluation values: {pairs:.0} in {owned_seconds:.3} s = {:.1} M evaluations/s",
-        pairs / owned_seconds / 1e6
+        "  scc, outcomes with details (evaluate_outcomes): {:.1} M evaluations/s wall clock, {:.1} M per CPU-second",
+        rate(pairs, details_seconds),
+        rate(pairs, details_cpu)
+    );
+    println!(
+        "  scc, owned Evaluation values (evaluate_batch): {:.1} M evaluations/s wall clock, {:.1} M per CPU-second",
+        rate(pairs, owned_seconds),
+        rate(pairs, owned_cpu)
     );
     println!(
         "  rego: {sample_pairs:.0} evaluations (sample of {REGO_SAMPLE_RESOURCES} resources) in {rego_seconds:.3} s = \
-         {:.3} M evaluations/s; the full workload would take ~{:.0} s (extrapolated)",
-        rego_rate / 1e6,
-        pairs / rego_rate
+         {:.3} M evaluations/s, {:.3} M per CPU-second; the full workload would take ~{:.0} s (extrapolated)",
+        rate(sample_pairs, rego_seconds),
+        rate(sample_pairs, rego_cpu),
+        pairs / (sample_pairs / rego_seconds)
     );
     println!(
-        "  ratio scc / rego (wall clock): {:.0}x",
-        scc_rate / rego_rate
-    );
-    println!(
-        "  per CPU-second: scc {:.1} M evaluations, rego {:.3} M evaluations (ratio {:.0}x); \
-         on 2 dedicated cores: scc ~{:.1} M evaluations/s",
-        pairs / scc_cpu_per_run / 1e6,
-        sample_pairs / rego_cpu_per_run / 1e6,
-        (pairs / scc_cpu_per_run) / (sample_pairs / rego_cpu_per_run),
-        2.0 * pairs / scc_cpu_per_run / 1e6
+        "  ratio scc verdicts / rego: {:.0}x wall clock, {:.0}x per CPU-second",
+        rate(pairs, scc_seconds) / rate(sample_pairs, rego_seconds),
+        rate(pairs, scc_cpu) / rate(sample_pairs, rego_cpu)
     );
 }

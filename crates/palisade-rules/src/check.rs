@@ -352,9 +352,28 @@ impl TextSet {
     pub(crate) fn contains(&self, text: &str) -> bool {
         match &self.hashed {
             Some(hashed) => hashed.contains(text),
-            None => self.items.iter().any(|item| **item == *text),
+            None => self
+                .items
+                .iter()
+                .any(|item| short_eq(item.as_bytes(), text.as_bytes())),
         }
     }
+
+    pub(crate) fn items(&self) -> &[Box<str>] {
+        &self.items
+    }
+}
+
+/// Byte equality that compares short strings inline: most compared texts (regions, protocol
+/// names, tag values) are a few bytes, where a call to `memcmp` costs more than the comparison.
+#[inline]
+pub(crate) fn short_eq(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len()
+        && if left.len() <= 16 {
+            left.iter().zip(right).all(|(a, b)| a == b)
+        } else {
+            left == right
+        }
 }
 
 /// A compiled SCC wildcard: `*` matches any run of characters, `?` exactly one, `\` makes the
@@ -392,7 +411,12 @@ impl Piece {
     /// Length of the text the piece matches at the start of `text`, if it matches there.
     fn match_prefix(&self, text: &str) -> Option<usize> {
         if let Some(literal) = &self.literal {
-            return text.starts_with(&**literal).then_some(literal.len());
+            let literal = literal.as_bytes();
+            return text
+                .as_bytes()
+                .get(..literal.len())
+                .is_some_and(|head| short_eq(head, literal))
+                .then_some(literal.len());
         }
         let mut consumed = 0;
         let mut remaining = text.chars();
@@ -427,9 +451,8 @@ impl Piece {
     /// Byte offset where the piece must start for it to end exactly at the end of `text`.
     fn match_suffix(&self, text: &str) -> Option<usize> {
         if let Some(literal) = &self.literal {
-            return text
-                .ends_with(&**literal)
-                .then(|| text.len() - literal.len());
+            let start = text.len().checked_sub(literal.len())?;
+            return short_eq(&text.as_bytes()[start..], literal.as_bytes()).then_some(start);
         }
         let count = self.characters.len();
         let start = if count == 0 {
@@ -670,6 +693,159 @@ impl Check {
                 None => judged(Status::Error, NOT_DATE),
             },
         }
+    }
+}
+
+/// The symbol of a text that no rule of the group mentions: equal to no expected text.
+pub(crate) const NO_SYMBOL: u32 = u32::MAX;
+
+/// What a resource's config slot holds as texts, interned against the texts its group's rules
+/// expect (computed once per resource, shared by every rule reading the slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum SlotTexts {
+    /// Not computed: no rule of the group compares this slot's texts.
+    #[default]
+    Unknown,
+    /// A string, number or boolean, as its symbol.
+    Scalar(u32),
+    /// A list of scalars: their symbols, at `start..end` of the view's symbol table.
+    List(u32, u32),
+    /// Neither (an object, or a list with a non-scalar element).
+    NotTexts,
+}
+
+/// What a resource's config slot holds as IP addresses, parsed once per resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum SlotAddresses {
+    /// Not computed: no rule of the group reads this slot as addresses.
+    #[default]
+    Unknown,
+    /// Every element parsed: at `start..end` of the view's address table.
+    Parsed(u32, u32),
+    /// Some element is not an address or CIDR.
+    Unparsable,
+}
+
+/// A slot's pre-digested forms and the tables they index.
+pub(crate) struct SlotFacts<'a> {
+    pub texts: SlotTexts,
+    pub addresses: SlotAddresses,
+    pub symbols: &'a [u32],
+    pub ranges: &'a [IpRange],
+}
+
+impl Check {
+    /// As [`Check::judge`], using a slot's pre-digested forms where the check has one: texts
+    /// compared as interned symbols (`expected_symbols` are the check's own texts, interned in
+    /// the same table) and addresses parsed once per resource. Gives exactly what `judge` gives.
+    pub(crate) fn judge_with_facts(
+        &self,
+        found: Option<&Value>,
+        expected_symbols: &[u32],
+        facts: &SlotFacts<'_>,
+        now: DateTime<Utc>,
+    ) -> Judgement {
+        use reason::*;
+        if matches!(found, None | Some(Value::Null)) {
+            return self.judge(found, now);
+        }
+        let slot_symbols = |start: u32, end: u32| {
+            facts
+                .symbols
+                .get(start as usize..end as usize)
+                .unwrap_or_default()
+        };
+        let expected = |symbol: u32| symbol != NO_SYMBOL && expected_symbols.contains(&symbol);
+        match (self, facts.texts, facts.addresses) {
+            (Check::StringEquals { negate, .. }, SlotTexts::Scalar(symbol), _) => verdict(
+                expected(symbol) != *negate,
+                if *negate { EQUAL } else { NOT_EQUAL },
+            ),
+            (Check::StringEquals { .. }, SlotTexts::List(..) | SlotTexts::NotTexts, _) => {
+                judged(Status::Error, NOT_SCALAR)
+            }
+            (Check::StringsAllowed { .. }, SlotTexts::Scalar(symbol), _) => {
+                verdict(expected(symbol), NOT_ALLOWED)
+            }
+            (Check::StringsAllowed { .. }, SlotTexts::List(start, end), _) => verdict(
+                slot_symbols(start, end)
+                    .iter()
+                    .all(|symbol| expected(*symbol)),
+                NOT_ALLOWED,
+            ),
+            (Check::StringsRequired { .. }, SlotTexts::Scalar(symbol), _) => verdict(
+                expected_symbols.iter().all(|needed| *needed == symbol),
+                NOT_REQUIRED,
+            ),
+            (Check::StringsRequired { .. }, SlotTexts::List(start, end), _) => {
+                let present = slot_symbols(start, end);
+                verdict(
+                    expected_symbols
+                        .iter()
+                        .all(|needed| present.contains(needed)),
+                    NOT_REQUIRED,
+                )
+            }
+            (
+                Check::StringsAllowed { .. } | Check::StringsRequired { .. },
+                SlotTexts::NotTexts,
+                _,
+            ) => judged(Status::Error, NOT_LIST),
+            (Check::IpsInRange { ranges }, _, SlotAddresses::Parsed(start, end)) => {
+                let addresses = facts
+                    .ranges
+                    .get(start as usize..end as usize)
+                    .unwrap_or_default();
+                verdict(
+                    addresses
+                        .iter()
+                        .all(|address| ranges.iter().any(|range| address.is_inside(*range))),
+                    OUT_OF_RANGE,
+                )
+            }
+            (Check::IpsInRange { .. }, _, SlotAddresses::Unparsable) => {
+                judged(Status::Error, NOT_IP)
+            }
+            _ => self.judge(found, now),
+        }
+    }
+
+    /// The texts a check compares against, for interning (empty for other checks).
+    pub(crate) fn expected_texts(&self) -> &[Box<str>] {
+        match self {
+            Check::StringEquals { expected, .. } => expected.items(),
+            Check::StringsAllowed { allowed } => allowed.items(),
+            Check::StringsRequired { required } => required,
+            _ => &[],
+        }
+    }
+
+    /// Whether the check reads its property as addresses.
+    pub(crate) fn reads_addresses(&self) -> bool {
+        matches!(self, Check::IpsInRange { .. })
+    }
+}
+
+/// Calls `each` with the text of a scalar property or of each element of a list; `false` when
+/// some element is not a scalar (the property is then not a list of texts).
+pub(crate) fn each_text(value: &Value, mut each: impl FnMut(&str)) -> bool {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                match scalar_text(item) {
+                    Some(text) => each(&text),
+                    None => return false,
+                }
+            }
+            true
+        }
+        single => match scalar_text(single) {
+            Some(text) => {
+                each(&text);
+                true
+            }
+            None => false,
+        },
     }
 }
 

@@ -55,6 +55,13 @@ pub(crate) struct TargetGroup {
     pub config_paths: Vec<Path>,
     pub attribute_sources: Vec<AttributeSource>,
     pub has_rego: bool,
+    /// Per config slot: whether some rule compares its texts (so a resource's view interns
+    /// them) or reads it as addresses (so the view parses them), once per resource.
+    pub slot_reads_texts: Vec<bool>,
+    pub slot_reads_addresses: Vec<bool>,
+    /// Every text the group's slot conditions compare against, as a small integer: a
+    /// resource's slot texts are looked up here once, then rules compare integers.
+    pub symbol_by_text: HashMap<Box<str>, u32>,
     config_slot_by_path: HashMap<String, u32>,
     attribute_slot_by_name: HashMap<String, u32>,
 }
@@ -75,6 +82,8 @@ pub(crate) struct CompiledLeaf {
     pub operator: Operator,
     /// The expected value after parameter substitution, reported in details.
     pub expected: Value,
+    /// The check's expected texts interned in the group's table (config-slot leaves only).
+    pub symbols: Box<[u32]>,
 }
 
 #[derive(Debug)]
@@ -216,8 +225,34 @@ impl TargetGroup {
         }
         let slot = u32::try_from(self.config_paths.len()).unwrap_or(u32::MAX);
         self.config_paths.push(Path::parse(property));
+        self.slot_reads_texts.push(false);
+        self.slot_reads_addresses.push(false);
         self.config_slot_by_path.insert(property.to_string(), slot);
         slot
+    }
+
+    /// Records what a condition on a config slot reads, and interns its expected texts.
+    fn note_slot_check(&mut self, slot: u32, check: &Check) -> Box<[u32]> {
+        let index = slot as usize;
+        if check.reads_addresses()
+            && let Some(flag) = self.slot_reads_addresses.get_mut(index)
+        {
+            *flag = true;
+        }
+        let texts = check.expected_texts();
+        if texts.is_empty() {
+            return Box::new([]);
+        }
+        if let Some(flag) = self.slot_reads_texts.get_mut(index) {
+            *flag = true;
+        }
+        texts
+            .iter()
+            .map(|text| {
+                let next = u32::try_from(self.symbol_by_text.len()).unwrap_or(u32::MAX - 1);
+                *self.symbol_by_text.entry(text.clone()).or_insert(next)
+            })
+            .collect()
     }
 
     fn attribute_slot(&mut self, name: &str) -> u32 {
@@ -349,9 +384,16 @@ impl RuleCompiler<'_> {
                         format!("bad property path \"{}\"", leaf.property),
                     );
                 }
-                let location = match group {
-                    Some(group) => Location::ConfigSlot(group.config_slot(&leaf.property)),
-                    None => Location::Relative(Path::parse(&leaf.property)),
+                let (location, symbols) = match group {
+                    Some(group) => {
+                        let slot = group.config_slot(&leaf.property);
+                        let symbols = group.note_slot_check(slot, &check);
+                        (Location::ConfigSlot(slot), symbols)
+                    }
+                    None => (
+                        Location::Relative(Path::parse(&leaf.property)),
+                        Box::default(),
+                    ),
                 };
                 Node::Leaf(Box::new(CompiledLeaf {
                     location,
@@ -359,6 +401,7 @@ impl RuleCompiler<'_> {
                     property: leaf.property.as_str().into(),
                     operator: leaf.operator,
                     expected,
+                    symbols,
                 }))
             }
             Condition::And(children) | Condition::Or(children) => {
@@ -423,6 +466,7 @@ impl RuleCompiler<'_> {
             property: attribute.name.as_str().into(),
             operator: attribute.operator,
             expected,
+            symbols: Box::default(),
         }
     }
 }

@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::check::Status;
-use crate::check::{Check, Judgement};
+use crate::check::{
+    Check, IpRange, Judgement, NO_SYMBOL, SlotAddresses, SlotFacts, SlotTexts, each_text,
+};
 use crate::compile::{
     CompiledBody, CompiledLeaf, CompiledSubRule, Location, Node, RuleSet, TargetGroup,
 };
@@ -66,20 +68,75 @@ pub struct Outcome {
     pub details: Vec<Detail>,
 }
 
-/// A resource's values for the slots of its target group, resolved once.
+/// A resource's values for the slots of its target group, resolved once, with the digested
+/// forms the group's rules compare (interned texts, parsed addresses): 200 rules reading the
+/// same property share one lookup and one parse.
 struct ResourceView<'r> {
     config_slots: Vec<Option<&'r Value>>,
+    slot_texts: Vec<SlotTexts>,
+    slot_addresses: Vec<SlotAddresses>,
+    symbols: Vec<u32>,
+    ranges: Vec<IpRange>,
     attribute_slots: Vec<Option<Cow<'r, Value>>>,
 }
 
 impl<'r> ResourceView<'r> {
     fn new(group: &TargetGroup, resource: &'r Resource) -> Self {
+        let config_slots: Vec<Option<&'r Value>> = group
+            .config_paths
+            .iter()
+            .map(|path| path.resolve(&resource.config))
+            .collect();
+        let mut symbols = Vec::new();
+        let mut ranges = Vec::new();
+        let mut slot_texts = vec![SlotTexts::Unknown; config_slots.len()];
+        let mut slot_addresses = vec![SlotAddresses::Unknown; config_slots.len()];
+        for (index, found) in config_slots.iter().enumerate() {
+            let Some(found) = found.filter(|found| !found.is_null()) else {
+                continue;
+            };
+            if group.slot_reads_texts.get(index).copied().unwrap_or(false) {
+                let start = symbols.len();
+                let all_texts = each_text(found, |text| {
+                    symbols.push(group.symbol_by_text.get(text).copied().unwrap_or(NO_SYMBOL));
+                });
+                slot_texts[index] = match (all_texts, found) {
+                    (false, _) => {
+                        symbols.truncate(start);
+                        SlotTexts::NotTexts
+                    }
+                    (true, Value::Array(_)) => {
+                        SlotTexts::List(table_index(start), table_index(symbols.len()))
+                    }
+                    (true, _) => SlotTexts::Scalar(symbols.pop().unwrap_or(NO_SYMBOL)),
+                };
+            }
+            if group
+                .slot_reads_addresses
+                .get(index)
+                .copied()
+                .unwrap_or(false)
+            {
+                let start = ranges.len();
+                let mut all_parsed = true;
+                let all_texts = each_text(found, |text| match IpRange::parse(text) {
+                    Some(range) if all_parsed => ranges.push(range),
+                    _ => all_parsed = false,
+                });
+                slot_addresses[index] = if all_texts && all_parsed {
+                    SlotAddresses::Parsed(table_index(start), table_index(ranges.len()))
+                } else {
+                    ranges.truncate(start);
+                    SlotAddresses::Unparsable
+                };
+            }
+        }
         ResourceView {
-            config_slots: group
-                .config_paths
-                .iter()
-                .map(|path| path.resolve(&resource.config))
-                .collect(),
+            config_slots,
+            slot_texts,
+            slot_addresses,
+            symbols,
+            ranges,
             attribute_slots: group
                 .attribute_sources
                 .iter()
@@ -87,6 +144,21 @@ impl<'r> ResourceView<'r> {
                 .collect(),
         }
     }
+
+    fn facts(&self, slot: usize) -> SlotFacts<'_> {
+        SlotFacts {
+            texts: self.slot_texts.get(slot).copied().unwrap_or_default(),
+            addresses: self.slot_addresses.get(slot).copied().unwrap_or_default(),
+            symbols: &self.symbols,
+            ranges: &self.ranges,
+        }
+    }
+}
+
+/// A position in a view's symbol or address table (tables past `u32::MAX` entries would need
+/// a resource with billions of list elements; such positions saturate and read as empty).
+fn table_index(position: usize) -> u32 {
+    u32::try_from(position).unwrap_or(u32::MAX)
 }
 
 /// What a condition reads from: the resource (top level) or a sub-rule element.
@@ -116,7 +188,15 @@ impl<'s> Scope<'s, '_> {
 
 impl CompiledLeaf {
     fn judge(&self, scope: Scope<'_, '_>, now: DateTime<Utc>) -> Judgement {
-        self.check.judge(scope.fetch(&self.location), now)
+        match (scope, &self.location) {
+            (Scope::Resource(view), Location::ConfigSlot(slot)) => {
+                let slot = *slot as usize;
+                let found = view.config_slots.get(slot).copied().flatten();
+                self.check
+                    .judge_with_facts(found, &self.symbols, &view.facts(slot), now)
+            }
+            _ => self.check.judge(scope.fetch(&self.location), now),
+        }
     }
 
     fn explain(
@@ -127,7 +207,7 @@ impl CompiledLeaf {
         details: &mut Vec<Detail>,
     ) -> Status {
         let found = scope.fetch(&self.location);
-        let judgement = self.check.judge(found, now);
+        let judgement = self.judge(scope, now);
         if judgement.status != Status::Pass {
             let reason = match &self.check {
                 Check::Unresolved { reason } => Cow::Owned(reason.to_string()),
@@ -325,6 +405,34 @@ impl CompiledSubRule {
     }
 }
 
+/// The status of one rule on one resource, without details: what the allocation-free hot path
+/// ([`RuleSet::evaluate_verdicts`], [`RuleSet::fold_batch`]) produces. Details are built only
+/// when asked for, with [`Verdict::details`] (which re-runs the explaining pass of that one rule),
+/// so bulk consumers that count, filter or store only some results pay nothing for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// Index of the rule in the list the set was compiled from ([`RuleSet::rule_id`]).
+    pub rule_index: usize,
+    /// `pass`, `failure` or `error`.
+    pub status: Status,
+}
+
+impl Verdict {
+    /// The details of this verdict, materialised now: the same list [`RuleSet::evaluate`] gives
+    /// for this (rule, resource) pair. Pass `resource` and `now` as given to the evaluation.
+    pub fn details(
+        &self,
+        rule_set: &RuleSet,
+        resource: &Resource,
+        now: DateTime<Utc>,
+    ) -> Vec<Detail> {
+        if self.status == Status::Pass {
+            return Vec::new();
+        }
+        rule_set.rule_details(self.rule_index, resource, now)
+    }
+}
+
 impl RuleSet {
     /// Evaluates every applicable rule on one resource, in rule order.
     pub fn evaluate(&self, resource: &Resource, now: DateTime<Utc>) -> Vec<Evaluation> {
@@ -341,6 +449,33 @@ impl RuleSet {
             .collect()
     }
 
+    /// Calls `visit` with each applicable rule of `resource`'s group, in rule order, and the
+    /// scope its conditions read. A rule applies when its `service_name` and `resource_kind`
+    /// equal the resource's and every additional target attribute passes.
+    fn for_each_applicable(
+        &self,
+        resource: &Resource,
+        now: DateTime<Utc>,
+        mut visit: impl FnMut(usize, &CompiledBody, Scope<'_, '_>, &OnceCell<regorus::Value>),
+    ) {
+        let Some(group) = self.group_for(resource) else {
+            return;
+        };
+        let view = ResourceView::new(group, resource);
+        let scope = Scope::Resource(&view);
+        let rego_input: OnceCell<regorus::Value> = OnceCell::new();
+        for &rule_index in &group.rule_indices {
+            let rule = &self.rules[rule_index];
+            let applies = rule
+                .attributes
+                .iter()
+                .all(|attribute| attribute.judge(scope, now).status == Status::Pass);
+            if applies {
+                visit(rule_index, &rule.body, scope, &rego_input);
+            }
+        }
+    }
+
     /// Evaluates every applicable rule on one resource, appending to `outcomes` in rule order.
     ///
     /// A rule applies when its `service_name` and `resource_kind` equal the resource's and every
@@ -351,23 +486,8 @@ impl RuleSet {
         now: DateTime<Utc>,
         outcomes: &mut Vec<Outcome>,
     ) {
-        let Some(group) = self.group_for(resource) else {
-            return;
-        };
-        let view = ResourceView::new(group, resource);
-        let scope = Scope::Resource(&view);
-        outcomes.reserve(group.rule_indices.len());
-        let rego_input: OnceCell<regorus::Value> = OnceCell::new();
-        for &rule_index in &group.rule_indices {
-            let rule = &self.rules[rule_index];
-            let applies = rule
-                .attributes
-                .iter()
-                .all(|attribute| attribute.judge(scope, now).status == Status::Pass);
-            if !applies {
-                continue;
-            }
-            let (status, details) = match &rule.body {
+        self.for_each_applicable(resource, now, |rule_index, body, scope, rego_input| {
+            let (status, details) = match body {
                 CompiledBody::Config(root) => match root.status(scope, now) {
                     Status::Pass => (Status::Pass, Vec::new()),
                     _ => {
@@ -376,20 +496,68 @@ impl RuleSet {
                         (status, details)
                     }
                 },
-                CompiledBody::Rego(policy) => {
-                    let input = rego_input.get_or_init(|| match serde_json::to_value(resource) {
-                        Ok(document) => rego::input_of(document),
-                        Err(_) => regorus::Value::Undefined,
-                    });
-                    policy.evaluate(input)
-                }
+                CompiledBody::Rego(policy) => policy.evaluate(rego_input_of(rego_input, resource)),
             };
             outcomes.push(Outcome {
                 rule_index,
                 status,
                 details,
             });
+        });
+    }
+
+    /// As [`RuleSet::evaluate_outcomes`], statuses only: SCC config rules allocate nothing here
+    /// (Rego rules still run the interpreter). [`Verdict::details`] builds a verdict's details
+    /// on demand.
+    pub fn evaluate_verdicts(
+        &self,
+        resource: &Resource,
+        now: DateTime<Utc>,
+        verdicts: &mut Vec<Verdict>,
+    ) {
+        self.for_each_applicable(resource, now, |rule_index, body, scope, rego_input| {
+            let status = match body {
+                CompiledBody::Config(root) => root.status(scope, now),
+                CompiledBody::Rego(policy) => {
+                    policy.evaluate(rego_input_of(rego_input, resource)).0
+                }
+            };
+            verdicts.push(Verdict { rule_index, status });
+        });
+    }
+
+    /// The details of one rule on one resource (empty when it passes or does not apply).
+    fn rule_details(
+        &self,
+        rule_index: usize,
+        resource: &Resource,
+        now: DateTime<Utc>,
+    ) -> Vec<Detail> {
+        let Some(rule) = self.rules.get(rule_index) else {
+            return Vec::new();
+        };
+        let Some(group) = self.group_for(resource) else {
+            return Vec::new();
+        };
+        let view = ResourceView::new(group, resource);
+        let scope = Scope::Resource(&view);
+        let applies = rule
+            .attributes
+            .iter()
+            .all(|attribute| attribute.judge(scope, now).status == Status::Pass);
+        if !applies {
+            return Vec::new();
         }
+        let mut details = Vec::new();
+        match &rule.body {
+            CompiledBody::Config(root) => {
+                root.explain(scope, now, "", &mut details);
+            }
+            CompiledBody::Rego(policy) => {
+                details = policy.evaluate(rego_input_of(&OnceCell::new(), resource)).1;
+            }
+        }
+        details
     }
 
     /// Evaluates every rule on many resources in parallel (rayon); results come back in input
@@ -401,11 +569,12 @@ impl RuleSet {
             .collect()
     }
 
-    /// Evaluates every rule on many resources in parallel and folds the outcomes, without
-    /// allocating per resource: each worker reuses one outcome buffer, hands it to `fold` with
+    /// Evaluates every rule on many resources in parallel and folds the verdicts, without
+    /// allocating per evaluation: each worker reuses one verdict buffer, hands it to `fold` with
     /// the resource and its position in `resources`, and the workers' accumulators are merged
-    /// with `reduce`. This is the shape for bulk consumers that turn outcomes into their own rows
-    /// or counters (a scan writing to a store, a benchmark).
+    /// with `reduce`. This is the shape for bulk consumers that turn results into their own rows
+    /// or counters (a scan writing to a store, a benchmark); [`Verdict::details`] materialises
+    /// the details of the verdicts that need them.
     ///
     /// `fold` sees resources in no particular order; the position tells where each belongs.
     pub fn fold_batch<T, Identity, Fold, Reduce>(
@@ -419,7 +588,7 @@ impl RuleSet {
     where
         T: Send,
         Identity: Fn() -> T + Sync + Send,
-        Fold: Fn(T, usize, &Resource, &[Outcome]) -> T + Sync + Send,
+        Fold: Fn(T, usize, &Resource, &[Verdict]) -> T + Sync + Send,
         Reduce: Fn(T, T) -> T + Sync + Send,
     {
         resources
@@ -427,10 +596,10 @@ impl RuleSet {
             .enumerate()
             .fold(
                 || (identity(), Vec::new()),
-                |(accumulator, mut outcomes), (position, resource)| {
-                    outcomes.clear();
-                    self.evaluate_outcomes(resource, now, &mut outcomes);
-                    (fold(accumulator, position, resource, &outcomes), outcomes)
+                |(accumulator, mut verdicts), (position, resource)| {
+                    verdicts.clear();
+                    self.evaluate_verdicts(resource, now, &mut verdicts);
+                    (fold(accumulator, position, resource, &verdicts), verdicts)
                 },
             )
             .map(|(accumulator, _)| accumulator)
@@ -453,6 +622,17 @@ impl RuleSet {
             })
             .collect()
     }
+}
+
+/// The Rego `input` of a resource, built once per resource and only when a Rego rule needs it.
+fn rego_input_of<'c>(
+    cell: &'c OnceCell<regorus::Value>,
+    resource: &Resource,
+) -> &'c regorus::Value {
+    cell.get_or_init(|| match serde_json::to_value(resource) {
+        Ok(document) => rego::input_of(document),
+        Err(_) => regorus::Value::Undefined,
+    })
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub mod templates;
 pub mod validate;
 
 pub use compile::RuleSet;
-pub use eval::{Detail, Evaluation, Outcome, Status};
+pub use eval::{Detail, Evaluation, Outcome, Status, Verdict};
 pub use model::{Condition, Operator, Rule};
 pub use params::ParameterValues;
 pub use templates::{TemplateApplication, apply_templates};

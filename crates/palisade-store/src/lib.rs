@@ -18,6 +18,7 @@
 mod error;
 pub mod inventory;
 pub mod migrations;
+pub mod reports;
 mod sql;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -31,6 +32,7 @@ use palisade_model::tenancy::{ApiKey, Instance, Role};
 
 pub use error::StoreError;
 pub use inventory::{InventoryStore, PushOutcome, QuarantinedRecord, ResourceFilter};
+pub use reports::{EvaluationFilter, EvaluationRow, ReportStore, StoredReport};
 pub use sql::{Dialect, SqlStore};
 pub use time::{format_timestamp, parse_timestamp};
 
@@ -46,12 +48,13 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    InstanceStore + KeyStore + DocumentStore + InventoryStore + Send + Sync + 'static
+    InstanceStore + KeyStore + DocumentStore + InventoryStore + ReportStore + Send + Sync + 'static
 {
 }
 
-impl<T: InstanceStore + KeyStore + DocumentStore + InventoryStore + Send + Sync + 'static> Store
-    for T
+impl<
+    T: InstanceStore + KeyStore + DocumentStore + InventoryStore + ReportStore + Send + Sync + 'static,
+> Store for T
 {
 }
 

@@ -30,6 +30,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_inventory.sql"),
         postgres: include_str!("../migrations/postgres/0003_inventory.sql"),
     },
+    Migration {
+        version: 4,
+        name: "reports",
+        sqlite: include_str!("../migrations/sqlite/0004_reports.sql"),
+        postgres: include_str!("../migrations/postgres/0004_reports.sql"),
+    },
 ];
 
 /// A stable checksum of a migration's text (FNV-1a, 64 bits): it only has to notice edits, not

@@ -1,6 +1,7 @@
 //! [`SqlStore`]: the one implementation of the store traits, for SQLite and PostgreSQL.
 
 mod inventory;
+mod reports;
 
 use std::path::Path;
 use std::str::FromStr;

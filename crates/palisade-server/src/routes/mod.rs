@@ -34,6 +34,7 @@ pub mod v3;
         (name = "v3 targets", description = "SCC v3: cross-account targets"),
         (name = "v3 integrations", description = "SCC v3: provider types and their instances"),
         (name = "v3 rules", description = "SCC v3: rules"),
+        (name = "v3 reports", description = "SCC v3: scans and reports"),
     )
 )]
 struct ApiDoc;
@@ -80,7 +81,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The SCC v3 posture routes.
 fn v3_router() -> OpenApiRouter<AppState> {
-    use v3::{attachments, libraries, profiles, providers, rules, scopes, settings, targets};
+    use v3::{
+        attachments, libraries, profiles, providers, reports, rules, scopes, settings, targets,
+    };
     OpenApiRouter::new()
         .routes(routes!(settings::get_settings, settings::update_settings))
         .routes(routes!(settings::post_test_event))
@@ -144,6 +147,15 @@ fn v3_router() -> OpenApiRouter<AppState> {
             providers::update_provider_type_instance,
             providers::delete_provider_type_instance
         ))
+        .routes(routes!(reports::create_scan))
+        .routes(routes!(reports::list_reports))
+        .routes(routes!(reports::get_latest_reports))
+        .routes(routes!(reports::get_report))
+        .routes(routes!(reports::get_report_summary))
+        .routes(routes!(reports::get_report_controls))
+        .routes(routes!(reports::list_report_evaluations))
+        .routes(routes!(reports::list_report_resources))
+        .routes(routes!(reports::get_report_download_file))
         .routes(routes!(rules::create_rule, rules::list_rules))
         .routes(routes!(
             rules::get_rule,

@@ -2,3 +2,4 @@
 //! they extract, call a service function, and answer.
 
 pub mod documents;
+pub mod scans;

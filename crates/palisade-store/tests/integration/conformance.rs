@@ -410,13 +410,14 @@ macro_rules! conformance_suite {
 
 use crate::inventory::{
     inventory_filters_by_envelope_and_tags, inventory_pushes_are_idempotent_and_never_roll_back,
-    rejected_records_are_quarantined,
+    rejected_records_are_quarantined, reports_and_evaluations_page_and_filter,
 };
 
 conformance_suite!(
     inventory_pushes_are_idempotent_and_never_roll_back,
     inventory_filters_by_envelope_and_tags,
     rejected_records_are_quarantined,
+    reports_and_evaluations_page_and_filter,
     instances_round_trip,
     keys_are_scoped_and_revocable,
     documents_are_versioned_and_scoped,

@@ -214,3 +214,110 @@ pub async fn rejected_records_are_quarantined(store: Arc<dyn Store>) {
             .is_empty()
     );
 }
+
+pub async fn reports_and_evaluations_page_and_filter(store: Arc<dyn Store>) {
+    use palisade_store::{EvaluationFilter, EvaluationRow, StoredReport};
+    setup(&store).await;
+    let report = StoredReport {
+        id: "r1".into(),
+        attachment_id: "att".into(),
+        profile_id: "p".into(),
+        scan_type: "ondemand".into(),
+        created_on: at(1),
+        body: json!({"score": 50}),
+    };
+    store.put_report("a", &report).await.expect("report");
+    let rows: Vec<EvaluationRow> = (0..400)
+        .map(|n| EvaluationRow {
+            rule_id: format!("rule-{}", n % 2),
+            resource_id: format!("res-{n:03}"),
+            status: if n % 4 == 0 {
+                "failure".into()
+            } else {
+                "pass".into()
+            },
+            body: json!({"n": n}),
+        })
+        .collect();
+    // More rows than one multi-row statement holds, inserted twice: the retry adds nothing.
+    store
+        .insert_evaluations("a", "r1", &rows)
+        .await
+        .expect("insert");
+    store
+        .insert_evaluations("a", "r1", &rows)
+        .await
+        .expect("insert again");
+    let all = EvaluationFilter::default();
+    assert_eq!(
+        store
+            .count_evaluations("a", "r1", &all)
+            .await
+            .expect("count"),
+        400
+    );
+    let failures = EvaluationFilter {
+        status: Some("failure".into()),
+        ..EvaluationFilter::default()
+    };
+    assert_eq!(
+        store
+            .count_evaluations("a", "r1", &failures)
+            .await
+            .expect("count"),
+        100
+    );
+    let first = store
+        .list_evaluations(
+            "a",
+            "r1",
+            &EvaluationFilter {
+                limit: Some(3),
+                ..EvaluationFilter::default()
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(
+        first
+            .iter()
+            .map(|row| row.resource_id.as_str())
+            .collect::<Vec<_>>(),
+        ["res-000", "res-002", "res-004"]
+    );
+    let last = first
+        .last()
+        .map(|row| (row.rule_id.clone(), row.resource_id.clone()));
+    let next = store
+        .list_evaluations(
+            "a",
+            "r1",
+            &EvaluationFilter {
+                after: last,
+                limit: Some(1),
+                ..EvaluationFilter::default()
+            },
+        )
+        .await
+        .expect("next page");
+    assert_eq!(next[0].resource_id, "res-006");
+    assert_eq!(
+        store
+            .list_reports("a", Some("att"), 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert!(
+        store.get_report("b", "r1").await.expect("get b").is_none(),
+        "another instance cannot see it"
+    );
+    assert_eq!(
+        store
+            .count_evaluations("b", "r1", &all)
+            .await
+            .expect("count b"),
+        0
+    );
+}

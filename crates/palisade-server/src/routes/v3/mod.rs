@@ -16,6 +16,7 @@ pub mod attachments;
 pub mod libraries;
 pub mod profiles;
 pub mod providers;
+pub mod reports;
 pub mod rules;
 pub mod scopes;
 pub mod settings;

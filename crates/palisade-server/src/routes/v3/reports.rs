@@ -1,0 +1,468 @@
+//! Scans and reports: `POST /v3/scans`, `/v3/reports[/latest|/{report_id}[/summary|/controls|
+//! /evaluations|/resources|/download]]`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use palisade_model::error::{ErrorCode, ErrorTarget};
+use palisade_posture::{Rollup, ScanEvaluation};
+use palisade_store::{EvaluationFilter, StoredReport};
+use serde_json::{Value, json};
+
+use crate::auth::{Authorized, ConfigWrite, ReadAccess};
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::service::documents::{BodyErrors, body_object};
+use crate::state::AppState;
+
+/// Runs a scan of an attachment now.
+#[utoipa::path(post, path = "/instances/{instance_id}/v3/scans", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path)), request_body = serde_json::Value,
+    responses((status = 201, body = serde_json::Value), (status = 400, body = palisade_model::error::ErrorBody),
+        (status = 404, body = palisade_model::error::ErrorBody), (status = 409, body = palisade_model::error::ErrorBody)))]
+pub async fn create_scan(
+    State(state): State<AppState>,
+    auth: Authorized<ConfigWrite>,
+    Path(_instance_id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, ApiJson<Value>)> {
+    let request = body_object(body)?;
+    let mut errors = BodyErrors::default();
+    errors.check_keys(&request, "", &["attachment_id"], &["account_id"]);
+    errors.check_string(&request, "", "attachment_id", true);
+    errors.finish(())?;
+    let attachment_id = request
+        .get("attachment_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let scan =
+        crate::service::scans::run_scan(&state, auth.instance_id(), attachment_id, "ondemand")
+            .await?;
+    Ok((StatusCode::CREATED, ApiJson(scan)))
+}
+
+async fn report_of(
+    state: &AppState,
+    instance_id: &str,
+    report_id: &str,
+) -> ApiResult<(StoredReport, Rollup)> {
+    let report = state
+        .store
+        .get_report(instance_id, report_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("report", report_id))?;
+    let rollup: Rollup =
+        serde_json::from_value(report.body["rollup"].clone()).map_err(|error| {
+            ApiError::internal(format!("stored roll-up of report {report_id}: {error}"))
+        })?;
+    Ok((report, rollup))
+}
+
+/// The public SCC shape of a stored report (without the roll-up's details).
+fn public_report(report: &StoredReport) -> Value {
+    let mut body = report.body.clone();
+    if let Some(object) = body.as_object_mut() {
+        object.remove("rollup");
+    }
+    body
+}
+
+/// Lists reports, newest first, filtered by `report_attachment_id`, `report_profile_id`, `type`.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_attachment_id" = Option<String>, Query), ("report_profile_id" = Option<String>, Query),
+        ("type" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = serde_json::Value)))]
+pub async fn list_reports(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path(instance_id): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<ApiJson<Value>> {
+    let limit = query
+        .get("limit")
+        .and_then(|limit| limit.parse().ok())
+        .unwrap_or(50_u32)
+        .clamp(1, 200);
+    let reports = state
+        .store
+        .list_reports(
+            auth.instance_id(),
+            query.get("report_attachment_id").map(String::as_str),
+            10_000,
+        )
+        .await?;
+    let matching: Vec<Value> = reports
+        .iter()
+        .filter(|report| {
+            query
+                .get("report_profile_id")
+                .is_none_or(|profile| &report.profile_id == profile)
+        })
+        .filter(|report| {
+            query
+                .get("type")
+                .is_none_or(|kind| &report.scan_type == kind)
+        })
+        .map(public_report)
+        .collect();
+    let total_count = matching.len();
+    let page: Vec<Value> = matching.into_iter().take(limit as usize).collect();
+    Ok(ApiJson(json!({
+        "limit": limit, "total_count": total_count,
+        "first": {"href": format!("/instances/{instance_id}/v3/reports?limit={limit}")},
+        "reports": page,
+    })))
+}
+
+/// The latest report of every attachment, with their combined statistics.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/latest", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path)), responses((status = 200, body = serde_json::Value)))]
+pub async fn get_latest_reports(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path(_instance_id): Path<String>,
+) -> ApiResult<ApiJson<Value>> {
+    let reports = state
+        .store
+        .list_reports(auth.instance_id(), None, 10_000)
+        .await?;
+    let mut seen = std::collections::HashSet::new();
+    let latest: Vec<&StoredReport> = reports
+        .iter()
+        .filter(|report| seen.insert(report.attachment_id.clone()))
+        .collect();
+    let (mut passed, mut total) = (0_u64, 0_u64);
+    for report in &latest {
+        let score = &report.body["rollup"]["score"];
+        passed += score["passed"].as_u64().unwrap_or(0);
+        total += score["total_count"].as_u64().unwrap_or(0);
+    }
+    let percent = (passed * 100).checked_div(total).unwrap_or(0);
+    Ok(ApiJson(json!({
+        "home_account_id": auth.instance_id(),
+        "controls_summary": latest.first().map_or(Value::Null, |report| report.body["controls_summary"].clone()),
+        "evaluations_summary": latest.first().map_or(Value::Null, |report| report.body["evaluations_summary"].clone()),
+        "score": {"passed": passed, "total_count": total, "percent": percent},
+        "reports": latest.iter().map(|report| public_report(report)).collect::<Vec<_>>(),
+    })))
+}
+
+/// Returns one report.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_report(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id)): Path<(String, String)>,
+) -> ApiResult<ApiJson<Value>> {
+    let (report, _) = report_of(&state, auth.instance_id(), &report_id).await?;
+    Ok(ApiJson(public_report(&report)))
+}
+
+/// A report's summary: score, control, evaluation and resource statistics.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/summary", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_report_summary(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id)): Path<(String, String)>,
+) -> ApiResult<ApiJson<Value>> {
+    let (report, rollup) = report_of(&state, auth.instance_id(), &report_id).await?;
+    Ok(ApiJson(json!({
+        "report_id": report_id, "isntance_id": auth.instance_id(), "instance_id": auth.instance_id(),
+        "account": report.body["account"], "score": rollup.score,
+        "evaluations": rollup.evaluations_summary, "controls": rollup.controls_summary,
+        "resources": rollup.resources_summary,
+    })))
+}
+
+/// A report's controls with their statistics, filtered by `control_name`, `control_category`,
+/// `status`.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/controls", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path), ("control_name" = Option<String>, Query),
+        ("control_category" = Option<String>, Query), ("status" = Option<String>, Query)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_report_controls(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id)): Path<(String, String)>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<ApiJson<Value>> {
+    let (_, rollup) = report_of(&state, auth.instance_id(), &report_id).await?;
+    let controls: Vec<Value> = serde_json::to_value(&rollup.controls)
+        .unwrap_or(Value::Null)
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|control| {
+            ["control_name", "control_category", "status"]
+                .iter()
+                .all(|key| {
+                    query
+                        .get(*key)
+                        .is_none_or(|wanted| control[*key] == wanted.as_str())
+                })
+        })
+        .collect();
+    Ok(ApiJson(
+        json!({"report_id": report_id, "home_account_id": auth.instance_id(), "controls": controls}),
+    ))
+}
+
+/// A report's evaluations, filtered by `status`, `assessment_id` (rule) and `target_id`
+/// (resource), in pages (`limit`, `start`).
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/evaluations", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path), ("status" = Option<String>, Query), ("assessment_id" = Option<String>, Query),
+        ("target_id" = Option<String>, Query), ("limit" = Option<u32>, Query), ("start" = Option<String>, Query)),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = palisade_model::error::ErrorBody), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn list_report_evaluations(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((instance_id, report_id)): Path<(String, String)>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<ApiJson<Value>> {
+    let (report, rollup) = report_of(&state, auth.instance_id(), &report_id).await?;
+    if let Some(status) = query.get("status")
+        && !["pass", "failure", "error", "skipped"].contains(&status.as_str())
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "`status` is pass, failure, error or skipped",
+        )
+        .with_target(ErrorTarget::parameter("status")));
+    }
+    let limit = query
+        .get("limit")
+        .and_then(|limit| limit.parse().ok())
+        .unwrap_or(50_u32)
+        .clamp(1, 200);
+    // `start` is the last (rule, resource) of the previous page, joined by a newline.
+    let after = query
+        .get("start")
+        .and_then(|start| start.split_once('\n'))
+        .map(|(rule, resource)| (rule.to_owned(), resource.to_owned()));
+    let filter = EvaluationFilter {
+        status: query.get("status").cloned(),
+        rule_id: query.get("assessment_id").cloned(),
+        resource_id: query.get("target_id").cloned(),
+        after,
+        limit: Some(limit + 1),
+    };
+    let total_count = state
+        .store
+        .count_evaluations(auth.instance_id(), &report_id, &filter)
+        .await?;
+    let mut rows = state
+        .store
+        .list_evaluations(auth.instance_id(), &report_id, &filter)
+        .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let evaluate_time = report.body["scan_time"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut evaluations = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let evaluation: ScanEvaluation = serde_json::from_value(row.body.clone())
+            .map_err(|error| ApiError::internal(format!("stored evaluation: {error}")))?;
+        let Some(rule) = rollup
+            .rules
+            .iter()
+            .find(|rule| rule.rule_id == evaluation.rule_id)
+        else {
+            continue;
+        };
+        let resource = rollup
+            .resources
+            .iter()
+            .find(|resource| resource.id == evaluation.resource_id);
+        let scc = palisade_posture::scc::SccEvaluation::of(
+            &evaluation,
+            rule,
+            resource,
+            &report_id,
+            auth.instance_id(),
+            &evaluate_time,
+        );
+        evaluations.push(serde_json::to_value(scc).unwrap_or(Value::Null));
+    }
+    let mut answer = json!({
+        "limit": limit, "total_count": total_count,
+        "first": {"href": format!("/instances/{instance_id}/v3/reports/{report_id}/evaluations?limit={limit}")},
+        "home_account_id": auth.instance_id(), "report_id": report_id, "evaluations": evaluations,
+    });
+    if more && let Some(last) = rows.last() {
+        let start = format!("{}\n{}", last.rule_id, last.resource_id);
+        answer["next"] = json!({"href": format!("/instances/{instance_id}/v3/reports/{report_id}/evaluations?limit={limit}"), "start": start});
+    }
+    Ok(ApiJson(answer))
+}
+
+/// A report's resources with their statistics, filtered by `id`, `resource_name`, `status`.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/resources", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path), ("id" = Option<String>, Query), ("resource_name" = Option<String>, Query),
+        ("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("start" = Option<String>, Query)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn list_report_resources(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((instance_id, report_id)): Path<(String, String)>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<ApiJson<Value>> {
+    let (_, rollup) = report_of(&state, auth.instance_id(), &report_id).await?;
+    let limit = query
+        .get("limit")
+        .and_then(|limit| limit.parse().ok())
+        .unwrap_or(50_u32)
+        .clamp(1, 200);
+    let start = query.get("start").cloned().unwrap_or_default();
+    let mut matching: Vec<Value> = serde_json::to_value(&rollup.resources)
+        .unwrap_or(Value::Null)
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|resource| {
+            ["id", "resource_name", "status"].iter().all(|key| {
+                query
+                    .get(*key)
+                    .is_none_or(|wanted| resource[*key] == wanted.as_str())
+            })
+        })
+        .collect();
+    matching.sort_by(|left, right| left["id"].as_str().cmp(&right["id"].as_str()));
+    let total_count = matching.len();
+    let mut page: Vec<Value> = matching
+        .into_iter()
+        .filter(|resource| resource["id"].as_str().unwrap_or_default() > start.as_str())
+        .collect();
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let mut answer = json!({
+        "limit": limit, "total_count": total_count,
+        "first": {"href": format!("/instances/{instance_id}/v3/reports/{report_id}/resources?limit={limit}")},
+        "home_account_id": auth.instance_id(), "report_id": report_id, "resources": page,
+    });
+    if more
+        && let Some(last) = answer["resources"]
+            .as_array()
+            .and_then(|resources| resources.last())
+            .map(|resource| resource["id"].clone())
+    {
+        answer["next"] = json!({"href": format!("/instances/{instance_id}/v3/reports/{report_id}/resources?limit={limit}&start={}", last.as_str().unwrap_or_default()), "start": last});
+    }
+    Ok(ApiJson(answer))
+}
+
+/// Downloads a report as CSV (`Accept: text/csv`, the default) or PDF (`Accept: application/pdf`).
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/download", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path), ("Accept" = Option<String>, Header, description = "text/csv or application/pdf")),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_report_download_file(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (report, rollup) = report_of(&state, auth.instance_id(), &report_id).await?;
+    let accept = headers
+        .get(ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("text/csv")
+        .to_ascii_lowercase();
+    let wants_pdf = accept.contains("application/pdf");
+    if !wants_pdf && !accept.contains("text/csv") && !accept.contains("*/*") {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "`Accept` must be text/csv or application/pdf",
+        )
+        .with_target(ErrorTarget::header("Accept")));
+    }
+    let mut evaluations = Vec::new();
+    let mut filter = EvaluationFilter {
+        limit: Some(10_000),
+        ..EvaluationFilter::default()
+    };
+    loop {
+        let rows = state
+            .store
+            .list_evaluations(auth.instance_id(), &report_id, &filter)
+            .await?;
+        let Some(last) = rows
+            .last()
+            .map(|row| (row.rule_id.clone(), row.resource_id.clone()))
+        else {
+            break;
+        };
+        for row in rows {
+            evaluations.push(
+                serde_json::from_value::<ScanEvaluation>(row.body)
+                    .map_err(|error| ApiError::internal(format!("stored evaluation: {error}")))?,
+            );
+        }
+        filter.after = Some(last);
+    }
+    let time = |key: &str| {
+        report.body[key]
+            .as_str()
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map_or_else(Utc::now, |at| at.with_timezone(&Utc))
+    };
+    let meta = palisade_report::ReportMeta {
+        report_id: report_id.clone(),
+        report_type: report.scan_type.clone(),
+        created_on: time("created_on"),
+        scan_time: time("scan_time"),
+        profile_id: report.profile_id.clone(),
+        profile_name: report.body["profile"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        profile_version: report.body["profile"]["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        attachment_id: Some(report.attachment_id.clone()),
+        attachment_name: report.body["attachment"]["name"]
+            .as_str()
+            .map(str::to_owned),
+        instance_id: Some(auth.instance_id().to_owned()),
+    };
+    let rendered = tokio::task::spawn_blocking(
+        move || -> ApiResult<(Vec<u8>, &'static str, &'static str)> {
+            let data = palisade_report::ReportData {
+                meta: &meta,
+                rollup: &rollup,
+                drift: None,
+            };
+            if wants_pdf {
+                let bytes = palisade_report::pdf::render_pdf(&data, evaluations.iter())
+                    .map_err(|error| ApiError::internal(format!("pdf: {error}")))?;
+                Ok((bytes, "application/pdf", "pdf"))
+            } else {
+                let mut bytes = Vec::new();
+                palisade_report::csv::write_csv(&data, evaluations.iter(), &mut bytes)
+                    .map_err(|error| ApiError::internal(format!("csv: {error}")))?;
+                Ok((bytes, "text/csv; charset=utf-8", "csv"))
+            }
+        },
+    )
+    .await
+    .map_err(|error| ApiError::internal(format!("report rendering failed: {error}")))??;
+    let (bytes, content_type, extension) = rendered;
+    let disposition = format!("attachment; filename=\"report-{report_id}.{extension}\"");
+    Ok((
+        [
+            (CONTENT_TYPE, content_type.to_owned()),
+            (CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}

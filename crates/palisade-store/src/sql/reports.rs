@@ -1,0 +1,222 @@
+//! [`ReportStore`] for [`SqlStore`].
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{SqlStore, classify, corrupt};
+use crate::reports::{EvaluationFilter, EvaluationRow, ReportStore, StoredReport};
+use crate::time::{format_timestamp, parse_timestamp};
+use crate::{StoreError, StoreResult};
+
+/// Rows per multi-row INSERT: 6 binds each, well under both backends' bind limits.
+const ROWS_PER_STATEMENT: usize = 150;
+
+fn json_of(text: &str) -> StoreResult<serde_json::Value> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn report_from_row(row: &AnyRow) -> StoreResult<StoredReport> {
+    Ok(StoredReport {
+        id: row.try_get("id").map_err(corrupt)?,
+        attachment_id: row.try_get("attachment_id").map_err(corrupt)?,
+        profile_id: row.try_get("profile_id").map_err(corrupt)?,
+        scan_type: row.try_get("scan_type").map_err(corrupt)?,
+        created_on: parse_timestamp(&row.try_get::<String, _>("created_on").map_err(corrupt)?)?,
+        body: json_of(&row.try_get::<String, _>("body").map_err(corrupt)?)?,
+    })
+}
+
+/// The filter's conditions after `instance_id = $1 AND report_id = $2`, with their binds.
+fn filter_sql(filter: &EvaluationFilter, with_page: bool) -> (String, Vec<String>) {
+    let mut conditions = String::new();
+    let mut binds = Vec::new();
+    for (column, value) in [
+        ("status", &filter.status),
+        ("rule_id", &filter.rule_id),
+        ("resource_id", &filter.resource_id),
+    ] {
+        if let Some(value) = value {
+            binds.push(value.clone());
+            conditions.push_str(&format!(" AND {column} = ${}", binds.len() + 2));
+        }
+    }
+    if with_page && let Some((rule_id, resource_id)) = &filter.after {
+        binds.push(rule_id.clone());
+        binds.push(resource_id.clone());
+        let (rule, resource) = (binds.len() + 1, binds.len() + 2);
+        conditions.push_str(&format!(
+            " AND (rule_id > ${rule} OR (rule_id = ${rule} AND resource_id > ${resource}))"
+        ));
+    }
+    (conditions, binds)
+}
+
+const REPORT_COLUMNS: &str = "id, attachment_id, profile_id, scan_type, created_on, body";
+
+#[async_trait]
+impl ReportStore for SqlStore {
+    async fn put_report(&self, instance_id: &str, report: &StoredReport) -> StoreResult<()> {
+        sqlx::query(self.sql(&format!(
+            "INSERT INTO reports (instance_id, {REPORT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (instance_id, id) DO UPDATE SET body = excluded.body"
+        )))
+        .bind(instance_id)
+        .bind(&report.id)
+        .bind(&report.attachment_id)
+        .bind(&report.profile_id)
+        .bind(&report.scan_type)
+        .bind(format_timestamp(report.created_on))
+        .bind(report.body.to_string())
+        .execute(self.pool())
+        .await
+        .map_err(|error| classify(error, &format!("report {}", report.id)))?;
+        Ok(())
+    }
+
+    async fn get_report(
+        &self,
+        instance_id: &str,
+        report_id: &str,
+    ) -> StoreResult<Option<StoredReport>> {
+        sqlx::query(self.sql(&format!(
+            "SELECT {REPORT_COLUMNS} FROM reports WHERE instance_id = $1 AND id = $2"
+        )))
+        .bind(instance_id)
+        .bind(report_id)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(report_from_row)
+        .transpose()
+    }
+
+    async fn list_reports(
+        &self,
+        instance_id: &str,
+        attachment_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredReport>> {
+        let rows = match attachment_id {
+            Some(attachment_id) => {
+                sqlx::query(self.sql(&format!(
+                    "SELECT {REPORT_COLUMNS} FROM reports WHERE instance_id = $1 AND attachment_id = $2 \
+                     ORDER BY created_on DESC, id LIMIT $3"
+                )))
+                .bind(instance_id)
+                .bind(attachment_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(self.sql(&format!(
+                    "SELECT {REPORT_COLUMNS} FROM reports WHERE instance_id = $1 ORDER BY created_on DESC, id LIMIT $2"
+                )))
+                .bind(instance_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.iter().map(report_from_row).collect()
+    }
+
+    async fn insert_evaluations(
+        &self,
+        instance_id: &str,
+        report_id: &str,
+        rows: &[EvaluationRow],
+    ) -> StoreResult<()> {
+        let mut transaction = self.pool().begin().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let base = row * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        base + 1,
+                        base + 2,
+                        base + 3,
+                        base + 4,
+                        base + 5,
+                        base + 6
+                    )
+                })
+                .collect();
+            let statement = self.sql(&format!(
+                "INSERT INTO evaluations (instance_id, report_id, rule_id, resource_id, status, body) VALUES {} \
+                 ON CONFLICT (instance_id, report_id, rule_id, resource_id) DO NOTHING",
+                values.join(", ")
+            ));
+            let mut query = sqlx::query(statement);
+            for row in chunk {
+                query = query
+                    .bind(instance_id)
+                    .bind(report_id)
+                    .bind(row.rule_id.clone())
+                    .bind(row.resource_id.clone())
+                    .bind(row.status.clone())
+                    .bind(row.body.to_string());
+            }
+            query.execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn list_evaluations(
+        &self,
+        instance_id: &str,
+        report_id: &str,
+        filter: &EvaluationFilter,
+    ) -> StoreResult<Vec<EvaluationRow>> {
+        let (conditions, binds) = filter_sql(filter, true);
+        let limit = i64::from(filter.limit.unwrap_or(100).min(100_000));
+        let statement = self.sql(&format!(
+            "SELECT rule_id, resource_id, status, body FROM evaluations WHERE instance_id = $1 AND report_id = $2{conditions} \
+             ORDER BY rule_id, resource_id LIMIT ${}",
+            binds.len() + 3
+        ));
+        let mut query = sqlx::query(statement).bind(instance_id).bind(report_id);
+        for value in &binds {
+            query = query.bind(value.clone());
+        }
+        query
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(EvaluationRow {
+                    rule_id: row.try_get("rule_id").map_err(corrupt)?,
+                    resource_id: row.try_get("resource_id").map_err(corrupt)?,
+                    status: row.try_get("status").map_err(corrupt)?,
+                    body: json_of(&row.try_get::<String, _>("body").map_err(corrupt)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_evaluations(
+        &self,
+        instance_id: &str,
+        report_id: &str,
+        filter: &EvaluationFilter,
+    ) -> StoreResult<u64> {
+        let (conditions, binds) = filter_sql(filter, false);
+        let statement = self.sql(&format!(
+            "SELECT COUNT(*) FROM evaluations WHERE instance_id = $1 AND report_id = $2{conditions}"
+        ));
+        let mut query = sqlx::query(statement).bind(instance_id).bind(report_id);
+        for value in &binds {
+            query = query.bind(value.clone());
+        }
+        let count: i64 = query
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)
+            .map_err(corrupt)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
