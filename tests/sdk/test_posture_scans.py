@@ -138,3 +138,16 @@ def test_downloads(service, scanned):
     with pytest.raises(ApiException) as missing:
         service.get_report(instance_id=instance_id, report_id="no-such-report")
     assert missing.value.code == 404
+
+
+def test_service_catalogue(service):
+    from ibm_scc.security_and_compliance_center_api_v3 import Service, ServiceCollection
+
+    services = ServiceCollection.from_dict(service.list_services().get_result())
+    names = [s.service_name for s in services.services]
+    assert "s3" in names
+    s3 = Service.from_dict(service.get_service(services_name="s3").get_result())
+    assert "bucket" in [config.resource_kind for config in s3.supported_configs]
+    with pytest.raises(ApiException) as missing:
+        service.get_service(services_name="no-such-service")
+    assert missing.value.code == 404

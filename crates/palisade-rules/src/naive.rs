@@ -844,6 +844,15 @@ mod tests {
             for resource in &resources {
                 let compiled = rule_set.evaluate(resource, now());
                 let reference = evaluate(&parsed, &values, resource, now());
+                // The hot path (statuses only, details on demand) must say the same.
+                let mut verdicts = Vec::new();
+                rule_set.evaluate_verdicts(resource, now(), &mut verdicts);
+                prop_assert_eq!(verdicts.len(), compiled.len());
+                for (verdict, evaluation) in verdicts.iter().zip(&compiled) {
+                    prop_assert_eq!(rule_set.rule_id(verdict.rule_index), Some(evaluation.rule_id.as_str()));
+                    prop_assert_eq!(verdict.status, evaluation.status);
+                    prop_assert_eq!(&verdict.details(&rule_set, resource, now()), &evaluation.details);
+                }
                 prop_assert_eq!(compiled, reference, "config {}", resource.config);
             }
         }

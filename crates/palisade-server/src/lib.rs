@@ -66,9 +66,13 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    // Scheduled scans run while the server serves.
+    let scheduler = service::scheduler::spawn(state.clone());
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    scheduler.abort();
+    served
 }
 
 /// The default instance and operator key created on a first start with an empty store.

@@ -35,6 +35,7 @@ pub mod v3;
         (name = "v3 integrations", description = "SCC v3: provider types and their instances"),
         (name = "v3 rules", description = "SCC v3: rules"),
         (name = "v3 reports", description = "SCC v3: scans and reports"),
+        (name = "v3 services", description = "SCC v3: the catalogue of services and properties rules can check"),
     )
 )]
 struct ApiDoc;
@@ -82,7 +83,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The SCC v3 posture routes.
 fn v3_router() -> OpenApiRouter<AppState> {
     use v3::{
-        attachments, libraries, profiles, providers, reports, rules, scopes, settings, targets,
+        attachments, libraries, profiles, providers, reports, rules, scopes, services, settings,
+        targets,
     };
     OpenApiRouter::new()
         .routes(routes!(settings::get_settings, settings::update_settings))
@@ -147,6 +149,8 @@ fn v3_router() -> OpenApiRouter<AppState> {
             providers::update_provider_type_instance,
             providers::delete_provider_type_instance
         ))
+        .routes(routes!(services::list_services))
+        .routes(routes!(services::get_service))
         .routes(routes!(reports::create_scan))
         .routes(routes!(reports::list_reports))
         .routes(routes!(reports::get_latest_reports))

@@ -50,12 +50,14 @@ fn parse<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> ApiResult<
         .map_err(|error| ApiError::internal(format!("stored {what} does not parse: {error}")))
 }
 
-/// Runs a scan of an attachment now and returns the SCC `Scan` answer.
+/// Runs a scan of an attachment as of `now` (time-based operators, attestation expiry and the
+/// next scheduled time are judged against it) and returns the SCC `Scan` answer.
 pub async fn run_scan(
     state: &AppState,
     instance_id: &str,
     attachment_id: &str,
     scan_type: &str,
+    now: chrono::DateTime<Utc>,
 ) -> ApiResult<Value> {
     let key = (instance_id.to_owned(), attachment_id.to_owned());
     if !running()
@@ -115,7 +117,6 @@ pub async fn run_scan(
         )
     })?;
 
-    let now = Utc::now();
     let report_id = new_id();
     let store: Arc<dyn Store> = state.store.clone();
     let instance = instance_id.to_owned();

@@ -19,6 +19,7 @@ pub mod providers;
 pub mod reports;
 pub mod rules;
 pub mod scopes;
+pub mod services;
 pub mod settings;
 pub mod targets;
 

@@ -37,9 +37,14 @@ pub async fn create_scan(
         .get("attachment_id")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let scan =
-        crate::service::scans::run_scan(&state, auth.instance_id(), attachment_id, "ondemand")
-            .await?;
+    let scan = crate::service::scans::run_scan(
+        &state,
+        auth.instance_id(),
+        attachment_id,
+        "ondemand",
+        Utc::now(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, ApiJson(scan)))
 }
 
