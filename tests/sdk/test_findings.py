@@ -143,7 +143,7 @@ def test_notes_of_every_kind(findings):
             reported_by=REPORTER,
             section=Section(title="t", image="i"),
         )
-    assert refused.value.code == 400
+    assert refused.value.status_code == 400
     assert "/finding" in json.dumps(refused.value.http_response.json())
 
     with pytest.raises(ApiException) as duplicate:
@@ -151,7 +151,7 @@ def test_notes_of_every_kind(findings):
             provider_id=PROVIDER, short_description="s", long_description="l", kind="FINDING",
             id="botnet", reported_by=REPORTER, finding=FindingType(severity="LOW"),
         )
-    assert duplicate.value.code == 409
+    assert duplicate.value.status_code == 409
 
 
 def test_list_get_and_update_notes(findings):
@@ -220,7 +220,7 @@ def test_occurrences_with_replace_if_exists(findings):
 
     with pytest.raises(ApiException) as duplicate:
         botnet_occurrence(findings, "occ-1")
-    assert duplicate.value.code == 409
+    assert duplicate.value.status_code == 409
     replaced = botnet_occurrence(findings, "occ-1", replace=True).get_result()
     assert replaced["occurrence_count"] == 2, "reported again: counted, not duplicated"
 
@@ -233,7 +233,7 @@ def test_occurrences_with_replace_if_exists(findings):
 
     with pytest.raises(ApiException) as wrong_kind:
         findings.create_occurrence(provider_id=PROVIDER, note_name=note_name("bad-bytes"), kind="FINDING", id="x")
-    assert wrong_kind.value.code == 400
+    assert wrong_kind.value.status_code == 400
 
     page = ApiListOccurrencesResponse.from_dict(
         findings.list_occurrences(provider_id=PROVIDER, page_size=2).get_result()
@@ -276,8 +276,8 @@ def test_deletes(findings):
     assert findings.delete_occurrence(provider_id=PROVIDER, occurrence_id="occ-2").get_status_code() == 204
     with pytest.raises(ApiException) as gone:
         findings.get_occurrence(provider_id=PROVIDER, occurrence_id="occ-2")
-    assert gone.value.code == 404
+    assert gone.value.status_code == 404
     assert findings.delete_note(provider_id=PROVIDER, note_id="network-section").get_status_code() == 204
     with pytest.raises(ApiException) as gone:
         findings.get_note(provider_id=PROVIDER, note_id="network-section")
-    assert gone.value.code == 404
+    assert gone.value.status_code == 404

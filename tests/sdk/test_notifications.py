@@ -126,7 +126,7 @@ def test_channel_lifecycle(notifications, receiver_url):
         notifications.create_notification_channel(
             account_id=ACCOUNT, name="bad", type="Pager", endpoint=receiver_url
         )
-    assert refused.value.code == 400
+    assert refused.value.status_code == 400
 
     deleted = ChannelDelete.from_dict(
         notifications.delete_notification_channel(account_id=ACCOUNT, channel_id=channel_id).get_result()
@@ -139,4 +139,4 @@ def test_channel_lifecycle(notifications, receiver_url):
     assert notifications.list_all_channels(account_id=ACCOUNT).get_result()["channels"] == []
     with pytest.raises(ApiException) as gone:
         notifications.get_notification_channel(account_id=ACCOUNT, channel_id=channel_id)
-    assert gone.value.code == 404
+    assert gone.value.status_code == 404
