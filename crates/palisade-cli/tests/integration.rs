@@ -1,6 +1,7 @@
 //! Integration tests of the `palisade` binary, one module per command.
 
 mod content;
+mod findings_sdk;
 mod hunt;
 mod netscan;
 mod posture_sdk;

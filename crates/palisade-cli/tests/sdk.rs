@@ -23,6 +23,12 @@ pub enum Sdk {
 /// Starts a server and runs `tests/sdk/<file>` against it with pytest; panics on failure.
 #[allow(dead_code)]
 pub fn run_sdk_tests(sdk: Sdk, file: &str) {
+    run_sdk_tests_with_server_args(sdk, file, &[]);
+}
+
+/// Like [`run_sdk_tests`], starting the server with more `serve` flags.
+#[allow(dead_code)]
+pub fn run_sdk_tests_with_server_args(sdk: Sdk, file: &str, server_args: &[&str]) {
     let variable = match sdk {
         Sdk::Scc1 => "PALISADE_SDK1_PYTHON",
         Sdk::Scc5 => "PALISADE_SDK5_PYTHON",
@@ -37,7 +43,7 @@ pub fn run_sdk_tests(sdk: Sdk, file: &str) {
         return;
     };
     let data_dir = tempfile::tempdir().expect("tempdir");
-    let server = ServerProcess::start(data_dir.path());
+    let server = ServerProcess::start_with_args(data_dir.path(), server_args);
     let (admin_key, instance_id) = server.bootstrap();
     let tests_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk");
     let output = Command::new(&python)

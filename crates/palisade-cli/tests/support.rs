@@ -17,9 +17,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `palisade serve` on a free port over `data_dir` and waits until it listens.
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with_args(data_dir, &[])
+    }
+
+    /// Like [`ServerProcess::start`], with more `serve` flags (e.g. `--allow-insecure-webhooks`).
+    pub fn start_with_args(data_dir: &Path, extra_args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -3,7 +3,9 @@
 //! - [`app`] builds the router over an [`AppState`]; tests drive it in-process with
 //!   `tower::ServiceExt::oneshot`.
 //! - [`run`] serves it on a bound listener until a shutdown future completes, then drains
-//!   in-flight requests (graceful shutdown).
+//!   in-flight requests (graceful shutdown). It also runs the background notification worker
+//!   ([`service::notifications::spawn_worker`]); [`app`] alone does not, so in-process tests
+//!   drive deliveries with [`service::notifications::run_delivery_pass`].
 //! - [`bootstrap`] creates the default instance and its operator admin key on first start.
 //!
 //! Layout: `routes/` is HTTP only (one module per route family, each handler annotated for the
@@ -66,11 +68,26 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Background work (notification delivery) stops with the server: the same shutdown signal
+    // ends its loop, and a pass in flight is given time to finish.
+    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+    let notification_worker = service::notifications::spawn_worker(state.clone(), workers_stopped);
     // Scheduled scans run while the server serves.
     let scheduler = service::scheduler::spawn(state.clone());
     let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_workers.send(true);
+        })
         .await;
+    let abort = notification_worker.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(30), notification_worker)
+        .await
+        .is_err()
+    {
+        abort.abort();
+        tracing::warn!("the notification worker did not stop within 30 s; aborted it");
+    }
     scheduler.abort();
     served
 }

@@ -24,6 +24,17 @@ pub struct ServerConfig {
     pub rate_limit_per_second: NonZeroU32,
     /// Requests one key may send in a burst above the sustained rate.
     pub rate_limit_burst: NonZeroU32,
+    /// Lets notification endpoints use plain `http://` and loopback or private addresses. A
+    /// development and test setting: in production a webhook must not reach internal services.
+    pub allow_insecure_webhooks: bool,
+    /// Pause between two rounds of the notification worker.
+    pub notification_poll_interval: Duration,
+    /// Wait before the first retry of a failed notification; doubles per attempt (capped at 1 h).
+    pub notification_retry_base: Duration,
+    /// Attempts before a notification is given up.
+    pub notification_max_attempts: u32,
+    /// The SMTP relay of e-mail channels; without one, e-mail channels are refused.
+    pub smtp: Option<crate::service::notifications::SmtpSettings>,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +44,11 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             rate_limit_per_second: NonZeroU32::new(200).unwrap_or(NonZeroU32::MIN),
             rate_limit_burst: NonZeroU32::new(400).unwrap_or(NonZeroU32::MIN),
+            allow_insecure_webhooks: false,
+            notification_poll_interval: Duration::from_secs(2),
+            notification_retry_base: Duration::from_secs(30),
+            notification_max_attempts: 8,
+            smtp: None,
         }
     }
 }

@@ -16,8 +16,10 @@
 //! backends.
 
 mod error;
+pub mod findings;
 pub mod inventory;
 pub mod migrations;
+pub mod notifications;
 pub mod reports;
 mod sql;
 #[cfg(feature = "testsuite")]
@@ -31,7 +33,9 @@ use chrono::{DateTime, Utc};
 use palisade_model::tenancy::{ApiKey, Instance, Role};
 
 pub use error::StoreError;
+pub use findings::FindingsStore;
 pub use inventory::{InventoryStore, PushOutcome, QuarantinedRecord, ResourceFilter};
+pub use notifications::NotificationStore;
 pub use reports::{EvaluationFilter, EvaluationRow, ReportStore, StoredReport};
 pub use sql::{Dialect, SqlStore};
 pub use time::{format_timestamp, parse_timestamp};
@@ -48,12 +52,30 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    InstanceStore + KeyStore + DocumentStore + InventoryStore + ReportStore + Send + Sync + 'static
+    InstanceStore
+    + KeyStore
+    + DocumentStore
+    + InventoryStore
+    + ReportStore
+    + FindingsStore
+    + NotificationStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
 impl<
-    T: InstanceStore + KeyStore + DocumentStore + InventoryStore + ReportStore + Send + Sync + 'static,
+    T: InstanceStore
+        + KeyStore
+        + DocumentStore
+        + InventoryStore
+        + ReportStore
+        + FindingsStore
+        + NotificationStore
+        + Send
+        + Sync
+        + 'static,
 > Store for T
 {
 }

@@ -25,6 +25,12 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
     },
     Migration {
+        version: 2,
+        name: "findings",
+        sqlite: include_str!("../migrations/sqlite/0002_findings.sql"),
+        postgres: include_str!("../migrations/postgres/0002_findings.sql"),
+    },
+    Migration {
         version: 3,
         name: "inventory",
         sqlite: include_str!("../migrations/sqlite/0003_inventory.sql"),

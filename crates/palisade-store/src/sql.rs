@@ -3,6 +3,9 @@
 mod inventory;
 mod reports;
 
+mod findings;
+mod notifications;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -60,10 +63,14 @@ impl SqlStore {
                         Box::pin(async move {
                             // WAL lets readers run beside the writer; FULL makes every commit
                             // durable before it returns, which the API's 2xx promises.
+                            // A 32 MiB page cache and 32 MiB between checkpoints keep batch
+                            // ingest into large indexed tables (findings) from re-reading and
+                            // re-writing the same index pages on every commit.
                             connection
                                 .execute(
                                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                     PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 8192;",
                                 )
                                 .await?;
                             Ok(())

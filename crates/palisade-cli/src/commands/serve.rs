@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use palisade_server::service::notifications::SmtpSettings;
 use palisade_server::{AppState, ServerConfig};
 
 /// Arguments of `palisade serve`.
@@ -33,6 +34,28 @@ pub struct ServeArgs {
     /// Burst of requests one API key may send above the sustained rate.
     #[arg(long, default_value_t = NonZeroU32::new(400).unwrap_or(NonZeroU32::MIN))]
     pub rate_burst: NonZeroU32,
+    /// Let notification endpoints use plain http:// and loopback or private addresses.
+    /// Development and tests only: in production a webhook must not reach internal services.
+    #[arg(long, env = "PALISADE_ALLOW_INSECURE_WEBHOOKS")]
+    pub allow_insecure_webhooks: bool,
+    /// SMTP relay host for e-mail notification channels (none: e-mail channels are refused).
+    #[arg(long, env = "PALISADE_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP relay port.
+    #[arg(long, env = "PALISADE_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+    /// `From:` address of notification e-mails.
+    #[arg(long, env = "PALISADE_SMTP_FROM", default_value = "palisade@localhost")]
+    pub smtp_from: String,
+    /// Talk plain SMTP instead of upgrading with STARTTLS (a relay on the same host).
+    #[arg(long)]
+    pub smtp_no_starttls: bool,
+    /// SMTP user name.
+    #[arg(long, env = "PALISADE_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// SMTP password (prefer the environment variable; flags show in `ps`).
+    #[arg(long, env = "PALISADE_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -59,7 +82,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         request_timeout: Duration::from_secs(args.request_timeout),
         rate_limit_per_second: args.rate_limit,
         rate_limit_burst: args.rate_burst,
+        allow_insecure_webhooks: args.allow_insecure_webhooks,
+        smtp: args.smtp_host.clone().map(|host| SmtpSettings {
+            host,
+            port: args.smtp_port,
+            from: args.smtp_from.clone(),
+            starttls: !args.smtp_no_starttls,
+            username: args.smtp_username.clone(),
+            password: args.smtp_password.clone(),
+        }),
+        ..ServerConfig::default()
     };
+    if config.allow_insecure_webhooks {
+        tracing::warn!(
+            "--allow-insecure-webhooks: notifications may go to plain http and internal addresses"
+        );
+    }
     let state = AppState::new(store, config);
     if let Some(bootstrap) = palisade_server::bootstrap(&state, &args.data_dir).await? {
         // Printed once, on stdout only: the key is never logged.

@@ -11,10 +11,12 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
+pub mod findings;
 pub mod health;
 pub mod instances;
 pub mod inventory;
 pub mod keys;
+pub mod notifications;
 pub mod v3;
 
 #[derive(OpenApi)]
@@ -26,6 +28,9 @@ pub mod v3;
         (name = "instances", description = "Instances (tenants) and the caller's identity"),
         (name = "keys", description = "API keys of an instance"),
         (name = "inventory", description = "Resources pushed by collectors, their history, and the quarantine"),
+        (name = "findings", description = "Findings v1 (IBM Security Insights compatible): providers, notes, occurrences"),
+        (name = "findings lifecycle", description = "Palisade: finding status, OCSF export, ASFF import, cards"),
+        (name = "notifications", description = "Notifications v1 (IBM compatible): channels, public key; and the delivery log"),
         (name = "v3 settings", description = "SCC v3: instance settings"),
         (name = "v3 control libraries", description = "SCC v3: control libraries"),
         (name = "v3 profiles", description = "SCC v3: profiles"),
@@ -71,6 +76,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::get_instance))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
+        .merge(findings::router())
+        .merge(notifications::router())
         .routes(routes!(
             inventory::push_inventory,
             inventory::list_inventory

@@ -2,5 +2,7 @@
 //! they extract, call a service function, and answer.
 
 pub mod documents;
+pub mod findings;
+pub mod notifications;
 pub mod scans;
 pub mod scheduler;

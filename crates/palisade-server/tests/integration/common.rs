@@ -32,6 +32,7 @@ pub fn test_config() -> ServerConfig {
         request_timeout: Duration::from_secs(30),
         rate_limit_per_second: NonZeroU32::new(10_000).expect("non-zero"),
         rate_limit_burst: NonZeroU32::new(10_000).expect("non-zero"),
+        ..ServerConfig::default()
     }
 }
 
@@ -65,6 +66,16 @@ impl TestServer {
             instance_id: bootstrap.instance_id,
             admin_key: bootstrap.admin_key,
             _directory: directory,
+        }
+    }
+
+    /// A test server over a state the caller built (and whose data directory it keeps).
+    pub fn wrap(state: AppState, bootstrap: palisade_server::Bootstrap) -> Self {
+        Self {
+            state,
+            instance_id: bootstrap.instance_id,
+            admin_key: bootstrap.admin_key,
+            _directory: tempfile::tempdir().expect("tempdir"),
         }
     }
 

@@ -4,6 +4,8 @@
 mod access;
 mod common;
 mod errors;
+mod findings;
 mod inventory;
+mod notifications;
 mod operations;
 mod scheduler;

@@ -8,6 +8,13 @@ use palisade_model::tenancy::{ApiKey, Instance, Role};
 use palisade_store::{DocumentQuery, Store, StoreError, StoredKey};
 use serde_json::json;
 
+use crate::findings::{
+    channels_and_signing_keys_are_scoped, deliveries_queue_lease_retry_and_log,
+    large_batches_span_statements, notes_and_providers_are_scoped,
+    occurrence_listings_filter_and_page, occurrences_deduplicate_and_reopen,
+    suppressions_expire_and_notifications_are_pending_once,
+};
+
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .expect("valid")
@@ -423,4 +430,11 @@ conformance_suite!(
     documents_are_versioned_and_scoped,
     documents_page_in_id_order,
     concurrent_updates_with_the_same_version_have_one_winner,
+    notes_and_providers_are_scoped,
+    occurrences_deduplicate_and_reopen,
+    large_batches_span_statements,
+    occurrence_listings_filter_and_page,
+    suppressions_expire_and_notifications_are_pending_once,
+    channels_and_signing_keys_are_scoped,
+    deliveries_queue_lease_retry_and_log,
 );

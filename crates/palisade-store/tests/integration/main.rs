@@ -1,4 +1,5 @@
 //! Store conformance: the same suite runs against SQLite and PostgreSQL.
 
 mod conformance;
+mod findings;
 mod inventory;
