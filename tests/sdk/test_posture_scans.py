@@ -151,3 +151,20 @@ def test_service_catalogue(service):
     with pytest.raises(ApiException) as missing:
         service.get_service(services_name="no-such-service")
     assert missing.value.code == 404
+
+
+def test_tags_rule_and_drift(service, scanned):
+    from ibm_scc.security_and_compliance_center_api_v3 import ReportTags, ReportViolationsDrift, RuleInfo
+
+    instance_id, report_id = scanned["instance_id"], scanned["report_id"]
+    tags = ReportTags.from_dict(service.get_report_tags(instance_id=instance_id, report_id=report_id).get_result())
+    assert tags.report_id == report_id
+    rule = RuleInfo.from_dict(service.get_report_rule(instance_id=instance_id, report_id=report_id, rule_id=scanned["rule_id"]).get_result())
+    assert rule.description == "S3 buckets keep object versions"
+    # A second scan adds a data point to the drift.
+    second = service.create_scan(instance_id=instance_id, attachment_id=scanned["attachment_id"]).get_result()
+    drift = ReportViolationsDrift.from_dict(
+        service.get_report_violations_drift(instance_id=instance_id, report_id=second["report_id"]).get_result()
+    )
+    assert [point.report_id for point in drift.data_points] == [report_id, second["report_id"]]
+    assert drift.data_points[0].controls_summary.status == "not_compliant"

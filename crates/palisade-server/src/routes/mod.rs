@@ -167,6 +167,9 @@ fn v3_router() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::list_report_evaluations))
         .routes(routes!(reports::list_report_resources))
         .routes(routes!(reports::get_report_download_file))
+        .routes(routes!(reports::get_report_tags))
+        .routes(routes!(reports::get_report_rule))
+        .routes(routes!(reports::get_report_violations_drift))
         .routes(routes!(rules::create_rule, rules::list_rules))
         .routes(routes!(
             rules::get_rule,

@@ -471,3 +471,109 @@ pub async fn get_report_download_file(
     )
         .into_response())
 }
+
+/// The tags of a report's resources (user tags as `key:value`).
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/tags", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_report_tags(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id)): Path<(String, String)>,
+) -> ApiResult<ApiJson<Value>> {
+    let (_, rollup) = report_of(&state, auth.instance_id(), &report_id).await?;
+    let mut user = std::collections::BTreeSet::new();
+    for resource in serde_json::to_value(&rollup.resources)
+        .unwrap_or(Value::Null)
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        for tag in resource["tags"]["user"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            user.insert(tag.to_owned());
+        }
+    }
+    Ok(ApiJson(
+        json!({"report_id": report_id, "tags": {"user": user, "access": [], "service": []}}),
+    ))
+}
+
+/// The rule a report's evaluations used.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/rules/{rule_id}", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path), ("rule_id" = String, Path)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_report_rule(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id, rule_id)): Path<(String, String, String)>,
+) -> ApiResult<ApiJson<Value>> {
+    let (_, rollup) = report_of(&state, auth.instance_id(), &report_id).await?;
+    if !rollup.rules.iter().any(|rule| rule.rule_id == rule_id) {
+        return Err(ApiError::not_found("rule of this report", &rule_id));
+    }
+    let stored = state
+        .store
+        .get_document(auth.instance_id(), super::RULE.store_kind, &rule_id)
+        .await?
+        .map(|document| document.body);
+    let builtin = || {
+        palisade_posture::content::builtin()
+            .ok()
+            .and_then(|content| {
+                content
+                    .rule_documents
+                    .iter()
+                    .find(|rule| rule["id"] == rule_id.as_str())
+                    .cloned()
+            })
+    };
+    let rule = stored
+        .or_else(builtin)
+        .ok_or_else(|| ApiError::not_found("rule", &rule_id))?;
+    let field = |key: &str| rule.get(key).cloned().unwrap_or(Value::Null);
+    Ok(ApiJson(json!({
+        "id": rule_id, "type": rule.get("type").cloned().unwrap_or(json!("system_defined")),
+        "description": field("description"), "version": field("version"), "account_id": field("account_id"),
+        "created_on": field("created_on"), "created_by": field("created_by"), "updated_on": field("updated_on"),
+        "updated_by": field("updated_by"), "labels": rule.get("labels").cloned().unwrap_or(json!([])),
+    })))
+}
+
+/// The controls summary of every report of the same attachment, oldest first: how compliance
+/// drifted scan after scan.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/violations_drift", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path), ("scan_time_duration" = Option<u32>, Query, description = "Days back from the report's scan")),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_report_violations_drift(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id)): Path<(String, String)>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<ApiJson<Value>> {
+    let (report, _) = report_of(&state, auth.instance_id(), &report_id).await?;
+    let days = query
+        .get("scan_time_duration")
+        .and_then(|days| days.parse::<i64>().ok());
+    let since = days.map(|days| report.created_on - chrono::Duration::days(days));
+    let mut history = state
+        .store
+        .list_reports(auth.instance_id(), Some(&report.attachment_id), 10_000)
+        .await?;
+    history.retain(|older| {
+        older.created_on <= report.created_on && since.is_none_or(|since| older.created_on >= since)
+    });
+    history.reverse();
+    let group = report.body["group_id"].clone();
+    let data_points: Vec<Value> = history
+        .iter()
+        .map(|older| json!({"report_id": older.id, "report_group_id": group, "scan_time": older.body["scan_time"], "controls_summary": older.body["controls_summary"]}))
+        .collect();
+    Ok(ApiJson(
+        json!({"home_account_id": auth.instance_id(), "report_group_id": group, "data_points": data_points}),
+    ))
+}
