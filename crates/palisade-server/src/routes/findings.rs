@@ -81,6 +81,18 @@ fn page_size(value: Option<u32>) -> ApiResult<u32> {
     }
 }
 
+/// The token of the next page: empty when this page is short (there is nothing after it),
+/// otherwise the encoded position of its last item.
+fn next_page_token<T>(page: &[T], size: u32, position: impl Fn(&T) -> String) -> String {
+    if page.len() == size as usize {
+        page.last()
+            .map(|last| encode_token(&position(last)))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 fn encode_token(text: &str) -> String {
     URL_SAFE_NO_PAD.encode(text)
 }
@@ -307,14 +319,7 @@ pub async fn list_notes(
             size,
         )
         .await?;
-    let next_page_token = if notes.len() == size as usize {
-        notes
-            .last()
-            .map(|note| encode_token(&note.record.id))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next_page_token = next_page_token(&notes, size, |note| note.record.id.clone());
     Ok(ApiJson(NoteList {
         notes: notes.iter().map(note_view).collect::<ApiResult<_>>()?,
         next_page_token,
@@ -461,14 +466,7 @@ pub async fn list_note_occurrences(
             size,
         )
         .await?;
-    let next_page_token = if occurrences.len() == size as usize {
-        occurrences
-            .last()
-            .map(|last| encode_token(&last.seq.to_string()))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next_page_token = next_page_token(&occurrences, size, |last| last.seq.to_string());
     let now = Utc::now();
     Ok(ApiJson(OccurrenceList {
         occurrences: occurrences
@@ -577,14 +575,7 @@ pub async fn list_occurrences(
             size,
         )
         .await?;
-    let next_page_token = if occurrences.len() == size as usize {
-        occurrences
-            .last()
-            .map(|last| encode_token(&last.record.id))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next_page_token = next_page_token(&occurrences, size, |last| last.record.id.clone());
     let now = Utc::now();
     Ok(ApiJson(OccurrenceList {
         occurrences: occurrences
@@ -871,20 +862,13 @@ pub async fn list_findings(
         .store
         .query_occurrences(auth.instance_id(), &filter, cursor.as_ref(), size)
         .await?;
-    let next_page_token = if occurrences.len() == size as usize {
-        occurrences
-            .last()
-            .map(|last| {
-                encode_token(&format!(
-                    "{}|{}",
-                    palisade_store::format_timestamp(last.last_seen),
-                    last.seq
-                ))
-            })
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next_page_token = next_page_token(&occurrences, size, |last| {
+        format!(
+            "{}|{}",
+            palisade_store::format_timestamp(last.last_seen),
+            last.seq
+        )
+    });
     Ok(ApiJson(FindingList {
         findings: occurrences
             .iter()
