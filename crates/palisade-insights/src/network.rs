@@ -90,7 +90,8 @@ pub use finding::{
     DataTransferred, DetectorKind, Endpoint, EvidenceFlow, NetworkConnection, NetworkFinding,
 };
 pub use intel::{
-    FeedFormat, FeedSpec, IntelIndicator, IntelMatch, SharedThreatIntel, ThreatIntel, parse_feed,
+    FeedFormat, FeedSpec, IntelIndicator, IntelMatch, SharedThreatIntel, ThreatIntel,
+    normalise_category, parse_feed,
 };
 pub use intel_traffic::ThreatIntelConfig;
 pub use port_scan::PortScanConfig;

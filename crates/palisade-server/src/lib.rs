@@ -71,7 +71,10 @@ pub async fn run(
     // Background work (notification delivery) stops with the server: the same shutdown signal
     // ends its loop, and a pass in flight is given time to finish.
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-    let notification_worker = service::notifications::spawn_worker(state.clone(), workers_stopped);
+    let notification_worker =
+        service::notifications::spawn_worker(state.clone(), workers_stopped.clone());
+    // Accepted ingest batches are processed in the background.
+    let insights_worker = service::insights::spawn_worker(state.clone(), workers_stopped);
     // Scheduled scans run while the server serves.
     let scheduler = service::scheduler::spawn(state.clone());
     let served = axum::serve(listener, app(state))
@@ -89,6 +92,15 @@ pub async fn run(
         tracing::warn!("the notification worker did not stop within 30 s; aborted it");
     }
     scheduler.abort();
+    let abort = insights_worker.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(30), insights_worker)
+        .await
+        .is_err()
+    {
+        // An unfinished batch stays pending in the journal and is processed at the next start.
+        abort.abort();
+        tracing::warn!("the insights worker did not stop within 30 s; aborted it");
+    }
     served
 }
 

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub notification_max_attempts: u32,
     /// The SMTP relay of e-mail channels; without one, e-mail channels are refused.
     pub smtp: Option<crate::service::notifications::SmtpSettings>,
+    /// Largest body of an ingest route (audit events, flow logs, intel feeds, rule packs).
+    pub ingest_body_limit_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             notification_retry_base: Duration::from_secs(30),
             notification_max_attempts: 8,
             smtp: None,
+            ingest_body_limit_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct AppState {
     pub verifier: Arc<KeyVerifier>,
     pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
     pub metrics: PrometheusHandle,
+    /// Compiled detectors, network windows and the ingest worker's wake-up signal.
+    pub insights: Arc<crate::service::insights::InsightsRuntime>,
 }
 
 impl AppState {
@@ -74,6 +79,7 @@ impl AppState {
             config: Arc::new(config),
             verifier: Arc::new(KeyVerifier::default()),
             metrics: crate::middleware::metrics_handle(),
+            insights: Arc::default(),
         }
     }
 

@@ -17,6 +17,7 @@
 
 mod error;
 pub mod findings;
+pub mod insights;
 pub mod inventory;
 pub mod migrations;
 pub mod notifications;
@@ -34,6 +35,7 @@ use palisade_model::tenancy::{ApiKey, Instance, Role};
 
 pub use error::StoreError;
 pub use findings::FindingsStore;
+pub use insights::InsightsStore;
 pub use inventory::{InventoryStore, PushOutcome, QuarantinedRecord, ResourceFilter};
 pub use notifications::NotificationStore;
 pub use reports::{EvaluationFilter, EvaluationRow, ReportStore, StoredReport};
@@ -59,6 +61,7 @@ pub trait Store:
     + ReportStore
     + FindingsStore
     + NotificationStore
+    + InsightsStore
     + Send
     + Sync
     + 'static
@@ -73,6 +76,7 @@ impl<
         + ReportStore
         + FindingsStore
         + NotificationStore
+        + InsightsStore
         + Send
         + Sync
         + 'static,

@@ -16,7 +16,8 @@ pub struct Migration {
 
 /// Every migration, in ascending version order. Append only; never edit an applied one.
 ///
-/// Reserved numbers: 2 findings and notifications, 3 posture (inventory, scans, reports).
+/// Reserved numbers: 2 findings and notifications, 3 posture (inventory, scans, reports),
+/// 5 insights ingest, 6 configuration governance.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -41,6 +42,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "reports",
         sqlite: include_str!("../migrations/sqlite/0004_reports.sql"),
         postgres: include_str!("../migrations/postgres/0004_reports.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "insights",
+        sqlite: include_str!("../migrations/sqlite/0005_insights.sql"),
+        postgres: include_str!("../migrations/postgres/0005_insights.sql"),
     },
 ];
 

@@ -4,6 +4,7 @@ mod inventory;
 mod reports;
 
 mod findings;
+mod insights;
 mod notifications;
 
 use std::path::Path;
@@ -218,6 +219,20 @@ fn classify(error: sqlx::Error, what: &str) -> StoreError {
 
 fn corrupt(error: sqlx::Error) -> StoreError {
     StoreError::Corrupt(error.to_string())
+}
+
+/// Reads a text column.
+fn text(row: &AnyRow, column: &str) -> StoreResult<String> {
+    row.try_get::<String, _>(column).map_err(corrupt)
+}
+
+/// Reads a nullable timestamp column.
+fn optional_timestamp(row: &AnyRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    row.try_get::<Option<String>, _>(column)
+        .map_err(corrupt)?
+        .as_deref()
+        .map(parse_timestamp)
+        .transpose()
 }
 
 fn instance_from_row(row: &AnyRow) -> StoreResult<Instance> {

@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 10 * 1024 * 1024)]
     pub body_limit: usize,
+    /// Largest body in bytes of ingest routes (audit events, flow logs, intel feeds, rule packs).
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    pub ingest_body_limit: usize,
     /// Seconds a request may take before it is answered 408.
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
@@ -79,6 +82,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening store {}", redact(&store_url)))?;
     let config = ServerConfig {
         body_limit_bytes: args.body_limit,
+        ingest_body_limit_bytes: args.ingest_body_limit,
         request_timeout: Duration::from_secs(args.request_timeout),
         rate_limit_per_second: args.rate_limit,
         rate_limit_burst: args.rate_burst,

@@ -11,11 +11,13 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
+pub mod activity;
 pub mod findings;
 pub mod health;
 pub mod instances;
 pub mod inventory;
 pub mod keys;
+pub mod network;
 pub mod notifications;
 pub mod v3;
 
@@ -30,6 +32,8 @@ pub mod v3;
         (name = "inventory", description = "Resources pushed by collectors, their history, and the quarantine"),
         (name = "findings", description = "Findings v1 (IBM Security Insights compatible): providers, notes, occurrences"),
         (name = "findings lifecycle", description = "Palisade: finding status, OCSF export, ASFF import, cards"),
+        (name = "activity insights", description = "Palisade: audit-event ingest, Sigma rule packs and rule settings"),
+        (name = "network insights", description = "Palisade: flow-log ingest, detector configuration, threat-intelligence feeds"),
         (name = "notifications", description = "Notifications v1 (IBM compatible): channels, public key; and the delivery log"),
         (name = "v3 settings", description = "SCC v3: instance settings"),
         (name = "v3 control libraries", description = "SCC v3: control libraries"),
@@ -84,7 +88,35 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(inventory::resource_history))
         .routes(routes!(inventory::list_quarantine))
+        .merge(insights_router())
         .merge(v3_router())
+}
+
+/// Activity and network insights.
+fn insights_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(activity::ingest_events))
+        .routes(routes!(activity::list_activity_batches))
+        .routes(routes!(activity::get_activity_batch))
+        .routes(routes!(activity::list_packs))
+        .routes(routes!(
+            activity::put_pack,
+            activity::update_pack,
+            activity::delete_pack
+        ))
+        .routes(routes!(activity::list_activity_rules))
+        .routes(routes!(activity::put_activity_rule))
+        .routes(routes!(activity::get_parameters, activity::put_parameters))
+        .routes(routes!(network::ingest_flows))
+        .routes(routes!(network::list_network_batches))
+        .routes(routes!(network::get_network_batch))
+        .routes(routes!(network::get_detectors, network::put_detectors))
+        .routes(routes!(network::list_feeds))
+        .routes(routes!(
+            network::put_feed,
+            network::get_feed,
+            network::delete_feed
+        ))
 }
 
 /// The SCC v3 posture routes.

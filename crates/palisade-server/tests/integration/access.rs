@@ -81,6 +81,48 @@ fn instance_routes() -> Vec<(Method, &'static str, Option<Value>, &'static [&'st
             None,
             &["admin", "editor", "viewer"],
         ),
+        (
+            Method::POST,
+            "/instances/{i}/v1/activity/events",
+            Some(json!({"Records": []})),
+            &["admin", "editor", "collector", "ingest"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v1/activity/packs",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::PUT,
+            "/instances/{i}/v1/activity/parameters",
+            Some(json!({})),
+            &["admin", "editor"],
+        ),
+        (
+            Method::POST,
+            "/instances/{i}/v1/network/flows",
+            Some(json!([])),
+            &["admin", "editor", "collector", "ingest"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v1/network/detectors",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::PUT,
+            "/instances/{i}/v1/network/detectors",
+            Some(json!({})),
+            &["admin", "editor"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v1/network/intel/feeds",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
         (Method::GET, "/instances/{i}/v1/keys", None, &["admin"]),
         (
             Method::POST,

@@ -5,6 +5,7 @@ mod access;
 mod common;
 mod errors;
 mod findings;
+mod insights;
 mod inventory;
 mod notifications;
 mod operations;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
-use super::{Dialect, SqlStore, classify, corrupt};
+use super::{Dialect, SqlStore, classify, corrupt, text};
 use crate::findings::{
     FindingStatus, FindingsStore, NoteRecord, OccurrenceCursor, OccurrenceFilter, OccurrenceKey,
     OccurrenceRecord, PendingNotification, ProviderQuery, RecordOutcome, StatusChange, StoredNote,
@@ -77,10 +77,6 @@ fn occurrence_values(first: usize) -> String {
 
 fn notifies(kind: &str) -> i64 {
     i64::from(kind == "FINDING")
-}
-
-fn text(row: &AnyRow, column: &str) -> StoreResult<String> {
-    row.try_get::<String, _>(column).map_err(corrupt)
 }
 
 fn optional_text(row: &AnyRow, column: &str) -> StoreResult<Option<String>> {
@@ -212,6 +208,153 @@ fn bind_all<'q>(
 }
 
 impl SqlStore {
+    /// Records occurrences on an open transaction (see `FindingsStore::record_occurrences`), so
+    /// that other writes can commit atomically with them (the insights ingest journal).
+    pub(crate) async fn record_occurrences_in(
+        &self,
+        transaction: &mut sqlx::AnyConnection,
+        instance_id: &str,
+        occurrences: &[OccurrenceRecord],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<RecordOutcome>> {
+        // One row per identity: a statement may not update the same row twice (PostgreSQL
+        // refuses), so repeats inside the batch are folded into a count here. The last report's
+        // body wins, as it would if they had been sent one by one.
+        let mut order: Vec<(&OccurrenceRecord, i64)> = Vec::new();
+        let mut index_of: HashMap<(&str, &str, &str), usize> = HashMap::new();
+        for occurrence in occurrences {
+            let key = (
+                occurrence.account_id.as_str(),
+                occurrence.provider_id.as_str(),
+                occurrence.id.as_str(),
+            );
+            match index_of.get(&key) {
+                Some(&index) => {
+                    order[index].0 = occurrence;
+                    order[index].1 += 1;
+                }
+                None => {
+                    index_of.insert(key, order.len());
+                    order.push((occurrence, 1));
+                }
+            }
+        }
+        let at_text = format_timestamp(at);
+        let mut providers: Vec<(&str, &str)> = order
+            .iter()
+            .map(|(occurrence, _)| {
+                (
+                    occurrence.account_id.as_str(),
+                    occurrence.provider_id.as_str(),
+                )
+            })
+            .collect();
+        providers.sort_unstable();
+        providers.dedup();
+        for (account_id, provider_id) in providers {
+            self.register_provider_in(transaction, instance_id, account_id, provider_id, at)
+                .await?;
+        }
+        let mut returned: HashMap<(String, String, String), (i64, FindingStatus)> =
+            HashMap::with_capacity(order.len());
+        for chunk in order.chunks(OCCURRENCES_PER_STATEMENT) {
+            // SQLite gets anonymous `?` parameters: sqlx looks every parameter's name up, and
+            // SQLite finds a name by scanning all named ones, which made numbered parameters
+            // quadratic in the batch size (most of the ingest time, measured).
+            let anonymous = self.dialect() == Dialect::Sqlite;
+            let values: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    if anonymous {
+                        ANONYMOUS_OCCURRENCE_VALUES.to_owned()
+                    } else {
+                        occurrence_values(row * BINDS_PER_OCCURRENCE + 1)
+                    }
+                })
+                .collect();
+            let statement = format!(
+                "INSERT INTO finding_occurrences ({OCCURRENCE_INSERT_COLUMNS}) VALUES {} \
+                 ON CONFLICT (instance_id, account_id, provider_id, id) DO UPDATE SET \
+                 note_provider_id = excluded.note_provider_id, note_id = excluded.note_id, \
+                 kind = excluded.kind, severity = excluded.severity, \
+                 certainty = excluded.certainty, resource = excluded.resource, \
+                 body = excluded.body, updated_at = excluded.updated_at, \
+                 last_seen = excluded.last_seen, \
+                 occurrence_count = finding_occurrences.occurrence_count + excluded.occurrence_count, \
+                 status = CASE WHEN {REOPENS} THEN 'open' ELSE finding_occurrences.status END, \
+                 status_reason = CASE WHEN {REOPENS} THEN NULL ELSE finding_occurrences.status_reason END, \
+                 suppressed_until = CASE WHEN {REOPENS} THEN NULL ELSE finding_occurrences.suppressed_until END, \
+                 opened_at = CASE WHEN {REOPENS} THEN excluded.opened_at ELSE finding_occurrences.opened_at END, \
+                 notify_pending = CASE WHEN {REOPENS} THEN excluded.notify_pending ELSE finding_occurrences.notify_pending END \
+                 RETURNING account_id, provider_id, id, occurrence_count, status",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(self.sql(&statement));
+            for (occurrence, count) in chunk {
+                query = query
+                    .bind(instance_id)
+                    .bind(&occurrence.account_id)
+                    .bind(&occurrence.provider_id)
+                    .bind(&occurrence.id)
+                    .bind(&occurrence.note_provider_id)
+                    .bind(&occurrence.note_id)
+                    .bind(&occurrence.kind)
+                    .bind(occurrence.severity.clone())
+                    .bind(occurrence.certainty.clone())
+                    .bind(occurrence.resource.clone())
+                    .bind(*count)
+                    .bind(notifies(&occurrence.kind))
+                    .bind(occurrence.body.to_string())
+                    .bind(at_text.clone());
+                if anonymous {
+                    // `?` cannot be reused: the time fills five columns, so it is bound five times.
+                    for _ in 0..4 {
+                        query = query.bind(at_text.clone());
+                    }
+                }
+            }
+            for row in query
+                .fetch_all(&mut *transaction)
+                .await
+                .map_err(|error| classify(error, "occurrence"))?
+            {
+                returned.insert(
+                    (
+                        text(&row, "account_id")?,
+                        text(&row, "provider_id")?,
+                        text(&row, "id")?,
+                    ),
+                    (
+                        row.try_get("occurrence_count").map_err(corrupt)?,
+                        text(&row, "status")?.parse().map_err(StoreError::Corrupt)?,
+                    ),
+                );
+            }
+        }
+        order
+            .iter()
+            .map(|(occurrence, count)| {
+                let key = (
+                    occurrence.account_id.clone(),
+                    occurrence.provider_id.clone(),
+                    occurrence.id.clone(),
+                );
+                let (occurrence_count, status) = returned.get(&key).copied().ok_or_else(|| {
+                    StoreError::Corrupt(format!("no row returned for occurrence {}", key.2))
+                })?;
+                Ok(RecordOutcome {
+                    account_id: key.0,
+                    provider_id: key.1,
+                    id: key.2,
+                    occurrence_count,
+                    status,
+                    // An existing row returns its old count plus this batch's, so only a new
+                    // row returns exactly this batch's count.
+                    created: occurrence_count == *count,
+                })
+            })
+            .collect()
+    }
+
     async fn register_provider_in(
         &self,
         executor: &mut sqlx::AnyConnection,
@@ -481,144 +624,12 @@ impl FindingsStore for SqlStore {
         occurrences: &[OccurrenceRecord],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<RecordOutcome>> {
-        // One row per identity: a statement may not update the same row twice (PostgreSQL
-        // refuses), so repeats inside the batch are folded into a count here. The last report's
-        // body wins, as it would if they had been sent one by one.
-        let mut order: Vec<(&OccurrenceRecord, i64)> = Vec::new();
-        let mut index_of: HashMap<(&str, &str, &str), usize> = HashMap::new();
-        for occurrence in occurrences {
-            let key = (
-                occurrence.account_id.as_str(),
-                occurrence.provider_id.as_str(),
-                occurrence.id.as_str(),
-            );
-            match index_of.get(&key) {
-                Some(&index) => {
-                    order[index].0 = occurrence;
-                    order[index].1 += 1;
-                }
-                None => {
-                    index_of.insert(key, order.len());
-                    order.push((occurrence, 1));
-                }
-            }
-        }
-        let at_text = format_timestamp(at);
         let mut transaction = self.pool.begin().await?;
-        let mut providers: Vec<(&str, &str)> = order
-            .iter()
-            .map(|(occurrence, _)| {
-                (
-                    occurrence.account_id.as_str(),
-                    occurrence.provider_id.as_str(),
-                )
-            })
-            .collect();
-        providers.sort_unstable();
-        providers.dedup();
-        for (account_id, provider_id) in providers {
-            self.register_provider_in(&mut transaction, instance_id, account_id, provider_id, at)
-                .await?;
-        }
-        let mut returned: HashMap<(String, String, String), (i64, FindingStatus)> =
-            HashMap::with_capacity(order.len());
-        for chunk in order.chunks(OCCURRENCES_PER_STATEMENT) {
-            // SQLite gets anonymous `?` parameters: sqlx looks every parameter's name up, and
-            // SQLite finds a name by scanning all named ones, which made numbered parameters
-            // quadratic in the batch size (most of the ingest time, measured).
-            let anonymous = self.dialect() == Dialect::Sqlite;
-            let values: Vec<String> = (0..chunk.len())
-                .map(|row| {
-                    if anonymous {
-                        ANONYMOUS_OCCURRENCE_VALUES.to_owned()
-                    } else {
-                        occurrence_values(row * BINDS_PER_OCCURRENCE + 1)
-                    }
-                })
-                .collect();
-            let statement = format!(
-                "INSERT INTO finding_occurrences ({OCCURRENCE_INSERT_COLUMNS}) VALUES {} \
-                 ON CONFLICT (instance_id, account_id, provider_id, id) DO UPDATE SET \
-                 note_provider_id = excluded.note_provider_id, note_id = excluded.note_id, \
-                 kind = excluded.kind, severity = excluded.severity, \
-                 certainty = excluded.certainty, resource = excluded.resource, \
-                 body = excluded.body, updated_at = excluded.updated_at, \
-                 last_seen = excluded.last_seen, \
-                 occurrence_count = finding_occurrences.occurrence_count + excluded.occurrence_count, \
-                 status = CASE WHEN {REOPENS} THEN 'open' ELSE finding_occurrences.status END, \
-                 status_reason = CASE WHEN {REOPENS} THEN NULL ELSE finding_occurrences.status_reason END, \
-                 suppressed_until = CASE WHEN {REOPENS} THEN NULL ELSE finding_occurrences.suppressed_until END, \
-                 opened_at = CASE WHEN {REOPENS} THEN excluded.opened_at ELSE finding_occurrences.opened_at END, \
-                 notify_pending = CASE WHEN {REOPENS} THEN excluded.notify_pending ELSE finding_occurrences.notify_pending END \
-                 RETURNING account_id, provider_id, id, occurrence_count, status",
-                values.join(", ")
-            );
-            let mut query = sqlx::query(self.sql(&statement));
-            for (occurrence, count) in chunk {
-                query = query
-                    .bind(instance_id)
-                    .bind(&occurrence.account_id)
-                    .bind(&occurrence.provider_id)
-                    .bind(&occurrence.id)
-                    .bind(&occurrence.note_provider_id)
-                    .bind(&occurrence.note_id)
-                    .bind(&occurrence.kind)
-                    .bind(occurrence.severity.clone())
-                    .bind(occurrence.certainty.clone())
-                    .bind(occurrence.resource.clone())
-                    .bind(*count)
-                    .bind(notifies(&occurrence.kind))
-                    .bind(occurrence.body.to_string())
-                    .bind(at_text.clone());
-                if anonymous {
-                    // `?` cannot be reused: the time fills five columns, so it is bound five times.
-                    for _ in 0..4 {
-                        query = query.bind(at_text.clone());
-                    }
-                }
-            }
-            for row in query
-                .fetch_all(&mut *transaction)
-                .await
-                .map_err(|error| classify(error, "occurrence"))?
-            {
-                returned.insert(
-                    (
-                        text(&row, "account_id")?,
-                        text(&row, "provider_id")?,
-                        text(&row, "id")?,
-                    ),
-                    (
-                        row.try_get("occurrence_count").map_err(corrupt)?,
-                        text(&row, "status")?.parse().map_err(StoreError::Corrupt)?,
-                    ),
-                );
-            }
-        }
+        let outcomes = self
+            .record_occurrences_in(&mut transaction, instance_id, occurrences, at)
+            .await?;
         transaction.commit().await?;
-        order
-            .iter()
-            .map(|(occurrence, count)| {
-                let key = (
-                    occurrence.account_id.clone(),
-                    occurrence.provider_id.clone(),
-                    occurrence.id.clone(),
-                );
-                let (occurrence_count, status) = returned.get(&key).copied().ok_or_else(|| {
-                    StoreError::Corrupt(format!("no row returned for occurrence {}", key.2))
-                })?;
-                Ok(RecordOutcome {
-                    account_id: key.0,
-                    provider_id: key.1,
-                    id: key.2,
-                    occurrence_count,
-                    status,
-                    // An existing row returns its old count plus this batch's, so only a new
-                    // row returns exactly this batch's count.
-                    created: occurrence_count == *count,
-                })
-            })
-            .collect()
+        Ok(outcomes)
     }
 
     async fn update_occurrence(

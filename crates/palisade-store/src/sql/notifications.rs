@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{SqlStore, classify, corrupt};
+use super::{SqlStore, classify, corrupt, optional_timestamp, text};
 use crate::notifications::{
     AttemptOutcome, Delivery, DeliveryFilter, DeliveryState, NewDelivery, NotificationStore,
     SigningKey, StoredChannel,
@@ -16,18 +16,6 @@ use crate::{StoreError, StoreResult};
 const CHANNEL_COLUMNS: &str = "account_id, id, body, created_at, updated_at";
 const DELIVERY_COLUMNS: &str = "id, instance_id, account_id, channel_id, dedup_key, payload, \
      state, attempts, next_attempt_at, last_attempt_at, last_error, delivered_at, created_at";
-
-fn text(row: &AnyRow, column: &str) -> StoreResult<String> {
-    row.try_get::<String, _>(column).map_err(corrupt)
-}
-
-fn optional_timestamp(row: &AnyRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
-    row.try_get::<Option<String>, _>(column)
-        .map_err(corrupt)?
-        .as_deref()
-        .map(parse_timestamp)
-        .transpose()
-}
 
 fn json(row: &AnyRow, column: &str) -> StoreResult<serde_json::Value> {
     serde_json::from_str(&text(row, column)?)

@@ -14,6 +14,7 @@ use crate::findings::{
     occurrence_listings_filter_and_page, occurrences_deduplicate_and_reopen,
     suppressions_expire_and_notifications_are_pending_once,
 };
+use crate::insights::{ingest_batches_complete_exactly_once, intel_feeds_are_replaced_and_scoped};
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
@@ -437,4 +438,6 @@ conformance_suite!(
     suppressions_expire_and_notifications_are_pending_once,
     channels_and_signing_keys_are_scoped,
     deliveries_queue_lease_retry_and_log,
+    ingest_batches_complete_exactly_once,
+    intel_feeds_are_replaced_and_scoped,
 );

@@ -2,4 +2,5 @@
 
 mod conformance;
 mod findings;
+mod insights;
 mod inventory;

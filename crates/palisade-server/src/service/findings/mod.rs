@@ -283,6 +283,23 @@ pub async fn record_occurrences(
     occurrences: Vec<SourceOccurrence>,
     at: DateTime<Utc>,
 ) -> ApiResult<RecordReport> {
+    let (records, mut report) =
+        prepare_occurrences(store, instance_id, provider_id, occurrences).await?;
+    if !records.is_empty() {
+        report.outcomes = store.record_occurrences(instance_id, &records, at).await?;
+    }
+    Ok(report)
+}
+
+/// Checks and shapes a source's occurrences into store records without writing them, for
+/// callers that record them in a transaction of their own (the insights ingest journal). The
+/// report holds the rejected ones.
+pub async fn prepare_occurrences(
+    store: &Arc<dyn Store>,
+    instance_id: &str,
+    provider_id: &str,
+    occurrences: Vec<SourceOccurrence>,
+) -> ApiResult<(Vec<OccurrenceRecord>, RecordReport)> {
     check_path_id("provider_id", provider_id)?;
     let mut report = RecordReport::default();
     let mut records = Vec::with_capacity(occurrences.len());
@@ -339,10 +356,7 @@ pub async fn record_occurrences(
             Err(error) => report.rejected.push((index, error.items)),
         }
     }
-    if !records.is_empty() {
-        report.outcomes = store.record_occurrences(instance_id, &records, at).await?;
-    }
-    Ok(report)
+    Ok((records, report))
 }
 
 /// Creates a source's note if it does not exist yet (it is left as is when it does, so an
