@@ -766,3 +766,59 @@ async fn insights_are_scoped_to_their_instance_issue_7() {
         .await;
     assert_eq!(feeds.body, json!([]));
 }
+
+/// The worker `run` starts processes accepted batches in the background: no `?wait`, no direct
+/// call, just a real socket and polling the batch.
+#[tokio::test]
+async fn the_served_worker_processes_batches_in_the_background_issue_7() {
+    let server = TestServer::sqlite().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(palisade_server::run(
+        listener,
+        server.state.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let base = format!(
+        "http://{address}/instances/{}/v1/activity",
+        server.instance_id
+    );
+    let accepted: Value = client
+        .post(format!("{base}/events?source=login.json"))
+        .bearer_auth(&server.admin_key)
+        .body(console_login("2026-03-01T10:00:00Z"))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let batch_id = accepted["batch"]["id"].as_str().expect("id").to_owned();
+    let mut status = String::new();
+    for _ in 0..100 {
+        let batch: Value = client
+            .get(format!("{base}/batches/{batch_id}"))
+            .bearer_auth(&server.admin_key)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        status = batch["status"].as_str().unwrap_or_default().to_owned();
+        if status != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "processed");
+    let _ = stop.send(());
+    serving.await.expect("join").expect("served");
+}
