@@ -168,3 +168,49 @@ def test_tags_rule_and_drift(service, scanned):
     )
     assert [point.report_id for point in drift.data_points] == [report_id, second["report_id"]]
     assert drift.data_points[0].controls_summary.status == "not_compliant"
+
+
+def test_scan_report_export_jobs(service, scanned, palisade):
+    """Issue 4: `scan_reports` export jobs — create, list, get and download, in CSV and PDF."""
+    from ibm_scc.security_and_compliance_center_api_v3 import CreateScanReport, ScanReport, ScanReportCollection
+
+    instance_id, report_id = scanned["instance_id"], scanned["report_id"]
+    created = CreateScanReport.from_dict(
+        service.create_scan_report(instance_id=instance_id, report_id=report_id, format="csv").get_result()
+    )
+    assert created.id
+    job = ScanReport.from_dict(
+        service.get_scan_report(instance_id=instance_id, report_id=report_id, job_id=created.id).get_result()
+    )
+    assert job.status == "completed" and job.format == "csv" and job.href.endswith("/download")
+    pdf_job = CreateScanReport.from_dict(
+        service.create_scan_report(instance_id=instance_id, report_id=report_id, format="pdf").get_result()
+    )
+    listed = ScanReportCollection.from_dict(
+        service.list_scan_reports(instance_id=instance_id, report_id=report_id).get_result()
+    )
+    assert {report.id for report in listed.scan_reports} >= {created.id, pdf_job.id}
+    csv = service.get_scan_report_download_file(
+        instance_id=instance_id, report_id=report_id, job_id=created.id, accept="application/csv"
+    ).get_result()
+    text = csv.content.decode() if hasattr(csv, "content") else str(csv)
+    assert "public-site" in text
+    pdf = service.get_scan_report_download_file(instance_id=instance_id, report_id=report_id, job_id=pdf_job.id)
+    body = pdf.get_result().content if hasattr(pdf.get_result(), "content") else pdf.get_result()
+    assert body[:4] == b"%PDF"
+    with pytest.raises(ApiException) as bad_format:
+        service.create_scan_report(instance_id=instance_id, report_id=report_id, format="docx")
+    assert bad_format.value.code == 400
+    with pytest.raises(ApiException) as missing:
+        service.get_scan_report(instance_id=instance_id, report_id=report_id, job_id="no-such-job")
+    assert missing.value.code == 404
+
+    # Palisade's extra formats: the whole report as JSON, and OSCAL assessment results.
+    url, key, _ = palisade
+    download = f"{url}/instances/{instance_id}/v3/reports/{report_id}/download"
+    as_json = requests.get(download, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.json()["report"]["report_id"] == report_id
+    oscal = requests.get(download, headers={"Authorization": f"Bearer {key}", "Accept": "application/oscal+json"})
+    assert oscal.status_code == 200, oscal.text
+    assert "assessment-results" in oscal.json()

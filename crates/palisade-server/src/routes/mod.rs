@@ -199,6 +199,12 @@ fn v3_router() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::list_report_evaluations))
         .routes(routes!(reports::list_report_resources))
         .routes(routes!(reports::get_report_download_file))
+        .routes(routes!(
+            reports::create_scan_report,
+            reports::list_scan_reports
+        ))
+        .routes(routes!(reports::get_scan_report))
+        .routes(routes!(reports::get_scan_report_download_file))
         .routes(routes!(reports::get_report_tags))
         .routes(routes!(reports::get_report_rule))
         .routes(routes!(reports::get_report_violations_drift))

@@ -365,30 +365,102 @@ pub async fn list_report_resources(
     Ok(ApiJson(answer))
 }
 
-/// Downloads a report as CSV (`Accept: text/csv`, the default) or PDF (`Accept: application/pdf`).
-#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/download", tag = "v3 reports", security(("bearer" = [])),
-    params(("instance_id" = String, Path), ("report_id" = String, Path), ("Accept" = Option<String>, Header, description = "text/csv or application/pdf")),
-    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = palisade_model::error::ErrorBody)))]
-pub async fn get_report_download_file(
-    State(state): State<AppState>,
-    auth: Authorized<ReadAccess>,
-    Path((_instance_id, report_id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let (report, rollup) = report_of(&state, auth.instance_id(), &report_id).await?;
-    let accept = headers
-        .get(ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("text/csv")
-        .to_ascii_lowercase();
-    let wants_pdf = accept.contains("application/pdf");
-    if !wants_pdf && !accept.contains("text/csv") && !accept.contains("*/*") {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            "`Accept` must be text/csv or application/pdf",
-        )
-        .with_target(ErrorTarget::header("Accept")));
+/// The file formats a report downloads as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Csv,
+    Pdf,
+    /// The whole report in one JSON document (Palisade).
+    Json,
+    /// OSCAL 1.1.2 assessment results (Palisade).
+    Oscal,
+}
+
+impl ReportFormat {
+    /// Every format, by the name scan report jobs use.
+    const NAMES: [(&'static str, ReportFormat); 4] = [
+        ("csv", ReportFormat::Csv),
+        ("pdf", ReportFormat::Pdf),
+        ("json", ReportFormat::Json),
+        ("oscal", ReportFormat::Oscal),
+    ];
+
+    fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, format)| *format == self)
+            .map_or("csv", |(name, _)| name)
     }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map(|(_, format)| *format)
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Pdf => "application/pdf",
+            Self::Json => "application/json",
+            Self::Oscal => "application/oscal+json",
+        }
+    }
+
+    /// The format an `Accept` header asks for (`None` header: CSV). IBM's SDK spells CSV
+    /// `application/csv`.
+    fn from_accept(headers: &HeaderMap, default: ReportFormat) -> ApiResult<Self> {
+        let Some(accept) = headers.get(ACCEPT).and_then(|value| value.to_str().ok()) else {
+            return Ok(default);
+        };
+        let accept = accept.to_ascii_lowercase();
+        if accept.contains("application/pdf") {
+            Ok(Self::Pdf)
+        } else if accept.contains("application/oscal+json") {
+            Ok(Self::Oscal)
+        } else if accept.contains("application/json") {
+            Ok(Self::Json)
+        } else if accept.contains("text/csv") || accept.contains("application/csv") {
+            Ok(Self::Csv)
+        } else if accept.contains("*/*") {
+            Ok(default)
+        } else {
+            Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "`Accept` must be text/csv, application/pdf, application/json or application/oscal+json",
+            )
+            .with_target(ErrorTarget::header("Accept")))
+        }
+    }
+}
+
+/// Renders a stored report as a file, with its drift since the previous report of the same
+/// attachment.
+async fn render_report_file(
+    state: &AppState,
+    instance_id: &str,
+    report_id: &str,
+    format: ReportFormat,
+) -> ApiResult<Response> {
+    let (report, rollup) = report_of(state, instance_id, report_id).await?;
+    let previous = state
+        .store
+        .list_reports(instance_id, Some(&report.attachment_id), 10_000)
+        .await?
+        .into_iter()
+        .filter(|older| older.created_on < report.created_on)
+        .max_by_key(|older| older.created_on);
+    let drift = match previous {
+        Some(previous) => {
+            let (_, previous_rollup) = report_of(state, instance_id, &previous.id).await?;
+            Some(palisade_posture::drift::diff_rollups(
+                &previous_rollup,
+                &rollup,
+            ))
+        }
+        None => None,
+    };
     let mut evaluations = Vec::new();
     let mut filter = EvaluationFilter {
         limit: Some(10_000),
@@ -397,7 +469,7 @@ pub async fn get_report_download_file(
     loop {
         let rows = state
             .store
-            .list_evaluations(auth.instance_id(), &report_id, &filter)
+            .list_evaluations(instance_id, report_id, &filter)
             .await?;
         let Some(last) = rows
             .last()
@@ -420,7 +492,7 @@ pub async fn get_report_download_file(
             .map_or_else(Utc::now, |at| at.with_timezone(&Utc))
     };
     let meta = palisade_report::ReportMeta {
-        report_id: report_id.clone(),
+        report_id: report_id.to_owned(),
         report_type: report.scan_type.clone(),
         created_on: time("created_on"),
         scan_time: time("scan_time"),
@@ -437,39 +509,236 @@ pub async fn get_report_download_file(
         attachment_name: report.body["attachment"]["name"]
             .as_str()
             .map(str::to_owned),
-        instance_id: Some(auth.instance_id().to_owned()),
+        instance_id: Some(instance_id.to_owned()),
     };
-    let rendered = tokio::task::spawn_blocking(
-        move || -> ApiResult<(Vec<u8>, &'static str, &'static str)> {
-            let data = palisade_report::ReportData {
-                meta: &meta,
-                rollup: &rollup,
-                drift: None,
-            };
-            if wants_pdf {
-                let bytes = palisade_report::pdf::render_pdf(&data, evaluations.iter())
-                    .map_err(|error| ApiError::internal(format!("pdf: {error}")))?;
-                Ok((bytes, "application/pdf", "pdf"))
-            } else {
+    let bytes = tokio::task::spawn_blocking(move || -> ApiResult<Vec<u8>> {
+        let data = palisade_report::ReportData {
+            meta: &meta,
+            rollup: &rollup,
+            drift: drift.as_ref(),
+        };
+        match format {
+            ReportFormat::Pdf => palisade_report::pdf::render_pdf(&data, evaluations.iter())
+                .map_err(|error| ApiError::internal(format!("pdf: {error}"))),
+            ReportFormat::Csv => {
                 let mut bytes = Vec::new();
                 palisade_report::csv::write_csv(&data, evaluations.iter(), &mut bytes)
                     .map_err(|error| ApiError::internal(format!("csv: {error}")))?;
-                Ok((bytes, "text/csv; charset=utf-8", "csv"))
+                Ok(bytes)
             }
-        },
-    )
+            ReportFormat::Json => {
+                let document = palisade_report::json::render_json(&data, evaluations.iter())
+                    .map_err(|error| ApiError::internal(format!("json: {error}")))?;
+                serde_json::to_vec_pretty(&document)
+                    .map_err(|error| ApiError::internal(format!("json: {error}")))
+            }
+            ReportFormat::Oscal => {
+                let document =
+                    palisade_report::oscal::render_assessment_results(&data, evaluations.iter());
+                serde_json::to_vec_pretty(&document)
+                    .map_err(|error| ApiError::internal(format!("oscal: {error}")))
+            }
+        }
+    })
     .await
     .map_err(|error| ApiError::internal(format!("report rendering failed: {error}")))??;
-    let (bytes, content_type, extension) = rendered;
+    let extension = match format {
+        ReportFormat::Oscal => "oscal.json",
+        other => other.name(),
+    };
     let disposition = format!("attachment; filename=\"report-{report_id}.{extension}\"");
     Ok((
         [
-            (CONTENT_TYPE, content_type.to_owned()),
+            (CONTENT_TYPE, format.content_type().to_owned()),
             (CONTENT_DISPOSITION, disposition),
         ],
         bytes,
     )
         .into_response())
+}
+
+/// Downloads a report as CSV (`Accept: text/csv`, the default), PDF (`application/pdf`), JSON
+/// (`application/json`) or OSCAL assessment results (`application/oscal+json`), with the drift
+/// since the attachment's previous report.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/download", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path), ("Accept" = Option<String>, Header, description = "text/csv, application/pdf, application/json or application/oscal+json")),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_report_download_file(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let format = ReportFormat::from_accept(&headers, ReportFormat::Csv)?;
+    render_report_file(&state, auth.instance_id(), &report_id, format).await
+}
+
+/// Scan report export jobs, as documents.
+const SCAN_REPORT: crate::service::documents::Kind = crate::service::documents::Kind {
+    store_kind: "scan_report",
+    label: "scan report",
+};
+
+/// Starts an export of a report as a file (`format`: `csv`, `pdf`, or Palisade's `json` and
+/// `oscal`), optionally for one scope or subscope of the attachment. Files are rendered from
+/// the stored report when downloaded, so a job is complete as soon as it is created.
+#[utoipa::path(post, path = "/instances/{instance_id}/v3/reports/{report_id}/scan_reports", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path)), request_body = serde_json::Value,
+    responses((status = 202, body = serde_json::Value), (status = 400, body = palisade_model::error::ErrorBody), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn create_scan_report(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, ApiJson<Value>)> {
+    let instance_id = auth.instance_id().to_owned();
+    let (report, _) = report_of(&state, &instance_id, &report_id).await?;
+    let object = body_object(body)?;
+    let mut errors = BodyErrors::default();
+    errors.check_keys(&object, "", &["format"], &["scope_id", "subscope_id"]);
+    errors.check_enum(&object, "", "format", &["csv", "pdf", "json", "oscal"]);
+    errors.check_string(&object, "", "scope_id", true);
+    errors.check_string(&object, "", "subscope_id", true);
+    errors.finish(())?;
+    let format = object
+        .get("format")
+        .and_then(Value::as_str)
+        .and_then(ReportFormat::from_name);
+    let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_owned);
+    let (scope_id, subscope_id) = (text("scope_id"), text("subscope_id"));
+    let format = format.ok_or_else(|| ApiError::internal("format checked above"))?;
+    // A scope must be one the report's attachment covers.
+    let attachment_scopes: Vec<String> = report.body["attachment"]["scope"]
+        .as_array()
+        .or_else(|| report.body["scope"].as_array())
+        .map(|scopes| {
+            scopes
+                .iter()
+                .filter_map(|scope| scope["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(scope_id) = &scope_id
+        && !attachment_scopes.is_empty()
+        && !attachment_scopes.contains(scope_id)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("`/scope_id`: scope `{scope_id}` is not scanned by this report's attachment"),
+        )
+        .with_target(ErrorTarget::field("/scope_id")));
+    }
+    let id = crate::service::documents::new_id();
+    let job = json!({
+        "id": id,
+        "scan_id": report.body["scan_id"].as_str().unwrap_or(&report_id),
+        "instance_id": instance_id,
+        "report_id": report_id,
+        "scope_id": scope_id,
+        "subscope_id": subscope_id,
+        "status": "completed",
+        "created_on": crate::service::documents::timestamp(Utc::now()),
+        "format": format.name(),
+        "href": format!("/instances/{instance_id}/v3/reports/{report_id}/scan_reports/{id}/download"),
+    });
+    crate::service::documents::insert(&state, &instance_id, SCAN_REPORT, &id, &job).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(json!({"id": id}))))
+}
+
+fn public_job(job: &Value) -> Value {
+    let mut job = job.clone();
+    if let Some(object) = job.as_object_mut() {
+        object.remove("report_id");
+        object.retain(|_, value| !value.is_null());
+    }
+    job
+}
+
+/// Lists a report's export jobs, newest first, optionally of one scope or subscope.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/scan_reports", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path), ("scope_id" = Option<String>, Query), ("subscope_id" = Option<String>, Query), ("sort" = Option<String>, Query)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn list_scan_reports(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id)): Path<(String, String)>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<ApiJson<Value>> {
+    let instance_id = auth.instance_id().to_owned();
+    report_of(&state, &instance_id, &report_id).await?;
+    let mut jobs: Vec<Value> = crate::service::documents::all(&state, &instance_id, SCAN_REPORT)
+        .await?
+        .into_iter()
+        .map(|document| document.body)
+        .filter(|job| job["report_id"] == report_id.as_str())
+        .filter(|job| {
+            ["scope_id", "subscope_id"].iter().all(|key| {
+                query
+                    .get(*key)
+                    .is_none_or(|wanted| job[*key] == wanted.as_str())
+            })
+        })
+        .collect();
+    jobs.sort_by(|left, right| {
+        right["created_on"]
+            .as_str()
+            .cmp(&left["created_on"].as_str())
+            .then_with(|| right["id"].as_str().cmp(&left["id"].as_str()))
+    });
+    let total = jobs.len();
+    Ok(ApiJson(json!({
+        "limit": total.max(1),
+        "total_count": total,
+        "first": {"href": format!("/instances/{instance_id}/v3/reports/{report_id}/scan_reports")},
+        "scope_id": query.get("scope_id"),
+        "subscope_id": query.get("subscope_id"),
+        "scan_reports": jobs.iter().map(public_job).collect::<Vec<_>>(),
+    })))
+}
+
+async fn scan_report_job(
+    state: &AppState,
+    instance_id: &str,
+    report_id: &str,
+    job_id: &str,
+) -> ApiResult<Value> {
+    let job = crate::service::documents::get(state, instance_id, SCAN_REPORT, job_id)
+        .await?
+        .body;
+    if job["report_id"] != report_id {
+        return Err(ApiError::not_found("scan report", job_id));
+    }
+    Ok(job)
+}
+
+/// Returns one export job.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/scan_reports/{job_id}", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path), ("job_id" = String, Path)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_scan_report(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id, job_id)): Path<(String, String, String)>,
+) -> ApiResult<ApiJson<Value>> {
+    let job = scan_report_job(&state, auth.instance_id(), &report_id, &job_id).await?;
+    Ok(ApiJson(public_job(&job)))
+}
+
+/// Downloads an export job's file, in the job's format.
+#[utoipa::path(get, path = "/instances/{instance_id}/v3/reports/{report_id}/scan_reports/{job_id}/download", tag = "v3 reports", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("report_id" = String, Path), ("job_id" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = String), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_scan_report_download_file(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, report_id, job_id)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let job = scan_report_job(&state, auth.instance_id(), &report_id, &job_id).await?;
+    let format = job["format"]
+        .as_str()
+        .and_then(ReportFormat::from_name)
+        .unwrap_or(ReportFormat::Csv);
+    render_report_file(&state, auth.instance_id(), &report_id, format).await
 }
 
 /// The tags of a report's resources (user tags as `key:value`).
