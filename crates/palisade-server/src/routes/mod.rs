@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use crate::state::AppState;
 
 pub mod activity;
+pub mod attestations;
 pub mod findings;
 pub mod health;
 pub mod instances;
@@ -89,6 +90,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(inventory::resource_history))
         .routes(routes!(inventory::list_quarantine))
         .merge(insights_router())
+        .routes(routes!(
+            attestations::put_attestation,
+            attestations::delete_attestation
+        ))
+        .routes(routes!(attestations::list_attestations))
         .merge(v3_router())
 }
 

@@ -117,6 +117,9 @@ pub async fn run_scan(
         )
     })?;
 
+    let attestations = attestations_of(state, instance_id, attachment_id).await?;
+    let notifications = attachment.notifications.clone();
+    let attachment_name = attachment.name.clone();
     let report_id = new_id();
     let store: Arc<dyn Store> = state.store.clone();
     let instance = instance_id.to_owned();
@@ -130,7 +133,7 @@ pub async fn run_scan(
             libraries: &libraries,
             rules: &rules,
             attachment_parameters: &attachment.attachment_parameters,
-            attestations: &[],
+            attestations: &attestations,
             now,
         })
         .map_err(|error| {
@@ -221,6 +224,17 @@ pub async fn run_scan(
         )
         .await?;
 
+    record_threshold_breach(
+        state,
+        instance_id,
+        attachment_document.body["account_id"].as_str(),
+        (attachment_id, &attachment_name, &notifications),
+        &report_id,
+        &rollup,
+        now,
+    )
+    .await?;
+
     // Record the scan on the attachment (last_scan, next_scan_time).
     let mut attachment_body = attachment_document.body.clone();
     attachment_body["last_scan"] = json!({"id": report_id, "status": "completed", "time": time});
@@ -251,4 +265,157 @@ pub async fn run_scan(
         "scan_type": scan_type,
         "occurence": 1,
     }))
+}
+
+/// The note of threshold-breach findings.
+const THRESHOLD_NOTE: &str = "attachment-threshold-breached";
+
+/// Raises a `posture` finding when a scan breaches the attachment's notification thresholds
+/// (more than `threshold_limit` controls not compliant, or a watched control failing). One
+/// finding per attachment: a breach in a later scan counts again and reopens it if resolved.
+async fn record_threshold_breach(
+    state: &AppState,
+    instance_id: &str,
+    account_id: Option<&str>,
+    (attachment_id, attachment_name, notifications): (
+        &str,
+        &str,
+        &palisade_posture::model::AttachmentNotifications,
+    ),
+    report_id: &str,
+    rollup: &palisade_posture::Rollup,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<()> {
+    use crate::service::findings::model::{
+        ApiNote, ApiOccurrence, Context, Finding, FindingType, Reporter,
+    };
+    use crate::service::findings::{
+        POSTURE_PROVIDER, SourceOccurrence, ensure_note, record_occurrences,
+    };
+    let Some(breach) = palisade_posture::notify::check_thresholds(notifications, rollup) else {
+        return Ok(());
+    };
+    let account = crate::service::insights::account_of(account_id);
+    let note = ApiNote {
+        short_description: "Compliance threshold breached".into(),
+        long_description: "A scan found more non-compliant controls than the attachment's \
+                           threshold allows, or a control the attachment watches failed."
+            .into(),
+        kind: "FINDING".into(),
+        related_url: None,
+        create_time: None,
+        update_time: None,
+        id: THRESHOLD_NOTE.into(),
+        shared: None,
+        reported_by: Reporter {
+            id: POSTURE_PROVIDER.into(),
+            title: "Palisade posture management".into(),
+            url: None,
+        },
+        finding: Some(FindingType {
+            severity: "HIGH".into(),
+            next_steps: None,
+        }),
+        kpi: None,
+        card: None,
+        section: None,
+    };
+    ensure_note(
+        &state.store,
+        instance_id,
+        &account,
+        POSTURE_PROVIDER,
+        &note,
+        now,
+    )
+    .await?;
+    let summary = breach.summary();
+    let occurrence = SourceOccurrence {
+        account_id: account,
+        note_id: THRESHOLD_NOTE.into(),
+        fingerprint: attachment_id.to_owned(),
+        body: ApiOccurrence {
+            resource_url: Some(format!("/instances/{instance_id}/v3/reports/{report_id}")),
+            note_name: String::new(),
+            kind: "FINDING".into(),
+            short_description: Some(format!(
+                "Compliance threshold breached on attachment {}",
+                attachment_name
+            )),
+            long_description: Some(summary.clone()),
+            remediation: Some(
+                "Open the report, fix the failing controls' resources, and scan again.".into(),
+            ),
+            create_time: None,
+            update_time: None,
+            id: String::new(),
+            context: Some(Context {
+                resource_id: Some(attachment_id.to_owned()),
+                resource_name: Some(attachment_name.to_owned()),
+                resource_type: Some("profile_attachment".into()),
+                ..Context::default()
+            }),
+            finding: Some(Finding {
+                severity: Some("HIGH".into()),
+                certainty: Some("HIGH".into()),
+                next_steps: None,
+                network_connection: None,
+                data_transferred: None,
+            }),
+            kpi: None,
+            reference_data: Some(json!({
+                "attachment_id": attachment_id,
+                "report_id": report_id,
+                "breach": breach,
+                "summary": summary,
+            })),
+        },
+    };
+    let report = record_occurrences(
+        &state.store,
+        instance_id,
+        POSTURE_PROVIDER,
+        vec![occurrence],
+        now,
+    )
+    .await?;
+    if let Some((_, problems)) = report.rejected.first() {
+        return Err(ApiError::internal(format!(
+            "threshold finding rejected: {problems:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Attestations of manual assessments, stored per attachment.
+pub const ATTESTATION: documents::Kind = documents::Kind {
+    store_kind: "attestation",
+    label: "attestation",
+};
+
+/// The attestation document id of an attachment's assessment (and control, when it is about one).
+pub fn attestation_id(
+    attachment_id: &str,
+    assessment_id: &str,
+    control_id: Option<&str>,
+) -> String {
+    match control_id {
+        Some(control_id) => format!("{attachment_id}/{assessment_id}/{control_id}"),
+        None => format!("{attachment_id}/{assessment_id}"),
+    }
+}
+
+/// Every attestation of an attachment (expired ones included: the engine ignores them).
+pub async fn attestations_of(
+    state: &AppState,
+    instance_id: &str,
+    attachment_id: &str,
+) -> ApiResult<Vec<palisade_posture::Attestation>> {
+    let prefix = format!("{attachment_id}/");
+    documents::all(state, instance_id, ATTESTATION)
+        .await?
+        .into_iter()
+        .filter(|document| document.id.starts_with(&prefix))
+        .map(|document| parse(document.body, "attestation"))
+        .collect()
 }

@@ -110,3 +110,232 @@ async fn due_attachments_are_scanned_once_and_rescheduled() {
         .await;
     assert_eq!(attachment.body["last_scan"]["status"], "completed");
 }
+
+/// Issue 4: a scan that breaches the attachment's notification threshold raises one `posture`
+/// finding per attachment, counted again at the next breach; a scan within it raises none.
+#[tokio::test]
+async fn threshold_breaches_raise_a_posture_finding_issue_4() {
+    let server = TestServer::sqlite().await;
+    let rule = create(&server, "rules", json!({
+        "description": "versioned", "target": {"service_name": "s3", "resource_kind": "bucket"},
+        "required_config": {"property": "versioning.status", "operator": "string_equals", "value": "Enabled"},
+    }))
+    .await;
+    let library = create(&server, "control_libraries", json!({
+        "control_library_name": "l", "control_library_description": "", "control_library_type": "custom", "control_library_version": "1",
+        "controls": [{"control_name": "CP-9", "control_description": "", "control_category": "", "control_requirement": true,
+            "control_specifications": [{"component_id": "s3", "assessments": [{"assessment_id": rule["id"]}]}]}],
+    }))
+    .await;
+    let profile = create(&server, "profiles", json!({
+        "profile_name": "p", "profile_version": "1", "default_parameters": [],
+        "controls": [{"control_library_id": library["id"], "control_id": library["controls"][0]["control_id"]}],
+    }))
+    .await;
+    let scope = create(
+        &server,
+        "scopes",
+        json!({"name": "all aws", "environment": "aws", "properties": []}),
+    )
+    .await;
+    let attachments = create(&server, &format!("profiles/{}/attachments", profile["id"].as_str().unwrap_or_default()), json!({"attachments": [{
+        "name": "watched", "description": "", "scope": [{"id": scope["id"]}], "schedule": "daily", "status": "enabled",
+        "notifications": {"enabled": true, "controls": {"threshold_limit": 0, "failed_control_ids": []}}, "attachment_parameters": [],
+    }]}))
+    .await;
+    let attachment_id = attachments["attachments"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let push = |versioning: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .call(Method::POST, &format!("/instances/{}/v1/inventory", server.instance_id), Some(&server.admin_key), Some(json!({"resources": [
+                    {"id": "b1", "environment": "aws", "service_name": "s3", "resource_kind": "bucket", "config": {"versioning": {"status": versioning}},
+                     "collected_at": Utc::now()},
+                ]})))
+                .await
+        }
+    };
+    let scan = || async {
+        palisade_server::service::scans::run_scan(
+            &server.state,
+            &server.instance_id,
+            &attachment_id,
+            "ondemand",
+            Utc::now(),
+        )
+        .await
+        .expect("scan")
+    };
+    let posture_findings = || async {
+        server
+            .call(
+                Method::GET,
+                &format!(
+                    "/instances/{}/v1/findings?provider_id=posture",
+                    server.instance_id
+                ),
+                Some(&server.admin_key),
+                None,
+            )
+            .await
+            .body["findings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    push("Enabled").await;
+    scan().await;
+    assert!(posture_findings().await.is_empty());
+
+    push("Suspended").await;
+    scan().await;
+    scan().await;
+    let findings = posture_findings().await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["occurrence_count"], 2);
+    assert_eq!(
+        findings[0]["context"]["resource_id"],
+        attachment_id.as_str()
+    );
+    assert!(
+        findings[0]["long_description"]
+            .as_str()
+            .is_some_and(|text| text.contains("threshold 0")),
+        "{findings:#?}"
+    );
+}
+
+/// Issue 4: a manual control is `user_evaluation_required` until someone attests it; an
+/// attestation decides it at the next scan, and withdrawing it brings the question back.
+#[tokio::test]
+async fn attestations_decide_manual_controls_issue_4() {
+    let server = TestServer::sqlite().await;
+    let library = create(&server, "control_libraries", json!({
+        "control_library_name": "l", "control_library_description": "", "control_library_type": "custom", "control_library_version": "1",
+        "controls": [{"control_name": "PE-3", "control_description": "Physical access", "control_category": "", "control_requirement": true,
+            "control_specifications": [{"component_id": "datacenter", "environment": "on-prem",
+                "assessments": [{"assessment_id": "badge-review", "assessment_type": "manual", "assessment_description": "Badge logs reviewed"}]}]}],
+    }))
+    .await;
+    let profile = create(&server, "profiles", json!({
+        "profile_name": "p", "profile_version": "1", "default_parameters": [],
+        "controls": [{"control_library_id": library["id"], "control_id": library["controls"][0]["control_id"]}],
+    }))
+    .await;
+    let scope = create(
+        &server,
+        "scopes",
+        json!({"name": "dc", "environment": "on-prem", "properties": []}),
+    )
+    .await;
+    let attachments = create(&server, &format!("profiles/{}/attachments", profile["id"].as_str().unwrap_or_default()), json!({"attachments": [{
+        "name": "dc", "description": "", "scope": [{"id": scope["id"]}], "schedule": "daily", "status": "enabled",
+        "notifications": {"enabled": false}, "attachment_parameters": [],
+    }]}))
+    .await;
+    let attachment_id = attachments["attachments"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let control_status = || async {
+        let scan = palisade_server::service::scans::run_scan(
+            &server.state,
+            &server.instance_id,
+            &attachment_id,
+            "ondemand",
+            Utc::now(),
+        )
+        .await
+        .expect("scan");
+        let report_id = scan["report_id"].as_str().expect("report").to_owned();
+        let controls = server
+            .call(
+                Method::GET,
+                &format!(
+                    "/instances/{}/v3/reports/{report_id}/controls",
+                    server.instance_id
+                ),
+                Some(&server.admin_key),
+                None,
+            )
+            .await;
+        controls.body["controls"][0]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(control_status().await, "user_evaluation_required");
+
+    let path = format!(
+        "/instances/{}/v1/attachments/{attachment_id}/attestations/badge-review",
+        server.instance_id
+    );
+    let (_, viewer) = server.key_with_role("viewer").await;
+    let denied = server
+        .call(
+            Method::PUT,
+            &path,
+            Some(&viewer),
+            Some(json!({"status": "pass", "note": "n"})),
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let bad = server
+        .call(
+            Method::PUT,
+            &path,
+            Some(&server.admin_key),
+            Some(json!({"status": "maybe", "note": " ", "expires_on": "2000-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    for pointer in ["/status", "/note", "/expires_on"] {
+        assert!(bad.text.contains(pointer), "{pointer} in {}", bad.text);
+    }
+    let attested = server
+        .call(
+            Method::PUT,
+            &path,
+            Some(&server.admin_key),
+            Some(json!({"status": "pass", "note": "Q3 badge logs reviewed by security", "evidence": ["https://wiki.example/q3-badges"],
+                "expires_on": (Utc::now() + Duration::days(90)).to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(attested.status, StatusCode::OK, "{}", attested.text);
+    assert_eq!(attested.body["in_force"], true);
+    assert_eq!(control_status().await, "compliant");
+
+    let listed = server
+        .call(
+            Method::GET,
+            &path.replace("/badge-review", ""),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed.body[0]["evidence"][0],
+        "https://wiki.example/q3-badges"
+    );
+
+    let failed = server
+        .call(
+            Method::PUT,
+            &path,
+            Some(&server.admin_key),
+            Some(json!({"status": "failure", "note": "badge logs missing for August"})),
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::OK, "{}", failed.text);
+    assert_eq!(control_status().await, "not_compliant");
+
+    let withdrawn = server
+        .call(Method::DELETE, &path, Some(&server.admin_key), None)
+        .await;
+    assert_eq!(withdrawn.status, StatusCode::NO_CONTENT);
+    assert_eq!(control_status().await, "user_evaluation_required");
+}
