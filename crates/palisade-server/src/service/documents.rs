@@ -1,8 +1,14 @@
 //! Configuration objects stored as versioned JSON documents, with the checks every API that
 //! stores them needs: body shape (all mistakes at once, each with its JSON pointer), 404 for
 //! absent objects, id-ordered pagination.
+//!
+//! Palisade's built-in control libraries and profiles (`palisade_posture::content`) are offered in
+//! every instance as read-only `predefined` documents: [`get`] and [`all`] return them beside the
+//! stored ones, so listing, attaching and scanning treat them like any other, and nothing is
+//! written per instance (a new Palisade version brings its new content to every instance).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use palisade_model::error::{ErrorCode, ErrorItem, ErrorTarget};
@@ -30,22 +36,123 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Returns a document or 404.
+/// The built-in documents of a kind (predefined control libraries and profiles), in id order.
+pub fn builtin(kind: Kind) -> &'static [Document] {
+    static LIBRARIES: OnceLock<Vec<Document>> = OnceLock::new();
+    static PROFILES: OnceLock<Vec<Document>> = OnceLock::new();
+    let content = || match palisade_posture::content::builtin() {
+        Ok(content) => Some(content),
+        Err(error) => {
+            tracing::error!(error = ?error, "the built-in content does not load");
+            None
+        }
+    };
+    if kind.store_kind == crate::routes::v3::CONTROL_LIBRARY.store_kind {
+        LIBRARIES.get_or_init(|| {
+            content()
+                .map(|content| {
+                    predefined_documents(
+                        kind,
+                        content
+                            .libraries
+                            .iter()
+                            .map(|library| (library.id.clone(), serde_json::to_value(library))),
+                    )
+                })
+                .unwrap_or_default()
+        })
+    } else if kind.store_kind == crate::routes::v3::PROFILE.store_kind {
+        PROFILES.get_or_init(|| {
+            content()
+                .map(|content| {
+                    predefined_documents(
+                        kind,
+                        content
+                            .profiles
+                            .iter()
+                            .map(|profile| (profile.id.clone(), serde_json::to_value(profile))),
+                    )
+                })
+                .unwrap_or_default()
+        })
+    } else {
+        &[]
+    }
+}
+
+/// Shapes built-in objects as the documents the v3 API shows: type `predefined`, audit fields by
+/// `palisade`, version 1.
+fn predefined_documents(
+    kind: Kind,
+    objects: impl Iterator<Item = (String, serde_json::Result<Value>)>,
+) -> Vec<Document> {
+    // A fixed time: the content is part of the release, not of an instance's history.
+    let released = DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default();
+    let mut documents: Vec<Document> = objects
+        .filter_map(|(id, body)| match body {
+            Ok(mut body) => {
+                for (field, value) in [
+                    ("created_on", json!(timestamp(released))),
+                    ("created_by", json!("palisade")),
+                    ("updated_on", json!(timestamp(released))),
+                    ("updated_by", json!("palisade")),
+                ] {
+                    body[field] = value;
+                }
+                Some(Document {
+                    kind: kind.store_kind.to_owned(),
+                    id,
+                    version: 1,
+                    body,
+                    created_at: released,
+                    updated_at: released,
+                })
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "built-in content does not serialise");
+                None
+            }
+        })
+        .collect();
+    documents.sort_by(|left, right| left.id.cmp(&right.id));
+    documents
+}
+
+/// Returns a document (stored, or built in) or 404.
 pub async fn get(state: &AppState, instance_id: &str, kind: Kind, id: &str) -> ApiResult<Document> {
-    state
+    if let Some(document) = state
         .store
         .get_document(instance_id, kind.store_kind, id)
         .await?
+    {
+        return Ok(document);
+    }
+    builtin(kind)
+        .iter()
+        .find(|document| document.id == id)
+        .cloned()
         .ok_or_else(|| ApiError::not_found(kind.label, id))
 }
 
-/// Returns every document of a kind in id order. Configuration collections are small (at most
-/// thousands per instance), so filters run in memory over this.
+/// Returns every document of a kind in id order, built-in ones included. Configuration
+/// collections are small (at most thousands per instance), so filters run in memory over this.
 pub async fn all(state: &AppState, instance_id: &str, kind: Kind) -> ApiResult<Vec<Document>> {
-    Ok(state
+    let mut documents = state
         .store
         .list_documents(instance_id, kind.store_kind, &DocumentQuery::default())
-        .await?)
+        .await?;
+    let builtin = builtin(kind);
+    if !builtin.is_empty() {
+        documents.extend(
+            builtin
+                .iter()
+                .filter(|document| !documents.iter().any(|stored| stored.id == document.id))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        documents.sort_by(|left, right| left.id.cmp(&right.id));
+    }
+    Ok(documents)
 }
 
 /// Inserts a new document.

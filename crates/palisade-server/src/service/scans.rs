@@ -82,7 +82,8 @@ pub async fn run_scan(
     )?;
     let builtin = palisade_posture::content::builtin()
         .map_err(|error| ApiError::internal(format!("built-in content: {error:?}")))?;
-    let mut libraries: Vec<ControlLibrary> = builtin.libraries.clone();
+    // The built-in libraries are among the documents (see `documents::builtin`).
+    let mut libraries: Vec<ControlLibrary> = Vec::new();
     for document in documents::all(state, instance_id, CONTROL_LIBRARY).await? {
         libraries.push(parse(document.body, "control library")?);
     }

@@ -339,3 +339,109 @@ async fn attestations_decide_manual_controls_issue_4() {
     assert_eq!(withdrawn.status, StatusCode::NO_CONTENT);
     assert_eq!(control_status().await, "user_evaluation_required");
 }
+
+/// Issue 4: the built-in libraries and profiles are in every instance, read-only, and a built-in
+/// profile can be attached and scanned like a custom one.
+#[tokio::test]
+async fn builtin_content_is_listed_attachable_and_read_only_issue_4() {
+    let server = TestServer::sqlite().await;
+    let get = |path: String| {
+        let server = &server;
+        async move {
+            server
+                .call(Method::GET, &path, Some(&server.admin_key), None)
+                .await
+        }
+    };
+    let base = format!("/instances/{}/v3", server.instance_id);
+    let libraries = get(format!("{base}/control_libraries?limit=50")).await;
+    assert_eq!(libraries.status, StatusCode::OK, "{}", libraries.text);
+    let library_ids: Vec<&str> = libraries.body["control_libraries"]
+        .as_array()
+        .expect("libraries")
+        .iter()
+        .filter_map(|library| library["id"].as_str())
+        .collect();
+    assert!(library_ids.contains(&"nist-800-53-r5"), "{library_ids:?}");
+    let nist = get(format!("{base}/control_libraries/nist-800-53-r5")).await;
+    assert_eq!(nist.body["control_library_type"], "predefined");
+    assert_eq!(nist.body["controls_count"], 370);
+    let profile = get(format!("{base}/profiles/cis-aws-foundations")).await;
+    assert_eq!(profile.status, StatusCode::OK, "{}", profile.text);
+    assert_eq!(profile.body["profile_type"], "predefined");
+    let profiles = get(format!("{base}/profiles")).await;
+    assert!(
+        profiles.body["profiles"]
+            .as_array()
+            .expect("profiles")
+            .iter()
+            .any(|profile| profile["id"] == "cis-aws-foundations"),
+        "{}",
+        profiles.text
+    );
+
+    let deleted = server
+        .call(
+            Method::DELETE,
+            &format!("{base}/profiles/cis-aws-foundations"),
+            Some(&server.admin_key),
+            None,
+        )
+        .await;
+    assert!(deleted.status.is_client_error(), "{}", deleted.text);
+    let deleted_library = server
+        .call(
+            Method::DELETE,
+            &format!("{base}/control_libraries/nist-800-53-r5"),
+            Some(&server.admin_key),
+            None,
+        )
+        .await;
+    assert!(
+        deleted_library.status.is_client_error(),
+        "{}",
+        deleted_library.text
+    );
+
+    let scope = create(
+        &server,
+        "scopes",
+        json!({"name": "aws", "environment": "aws", "properties": []}),
+    )
+    .await;
+    let attachments = create(&server, "profiles/cis-aws-foundations/attachments", json!({"attachments": [{
+        "name": "cis", "description": "", "scope": [{"id": scope["id"]}], "schedule": "daily", "status": "enabled",
+        "notifications": {"enabled": false}, "attachment_parameters": [],
+    }]}))
+    .await;
+    let attachment_id = attachments["attachments"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    server
+        .call(Method::POST, &format!("/instances/{}/v1/inventory", server.instance_id), Some(&server.admin_key), Some(json!({"resources": [
+            {"id": "arn:aws:s3:::site", "environment": "aws", "account_id": "111", "service_name": "s3", "resource_kind": "bucket",
+             "config": {"versioning": {"status": "Suspended"}}},
+        ]})))
+        .await;
+    let scan = palisade_server::service::scans::run_scan(
+        &server.state,
+        &server.instance_id,
+        &attachment_id,
+        "ondemand",
+        Utc::now(),
+    )
+    .await
+    .expect("scan of a built-in profile");
+    let report_id = scan["report_id"].as_str().expect("report");
+    let summary = get(format!("{base}/reports/{report_id}/summary")).await;
+    assert_eq!(summary.status, StatusCode::OK, "{}", summary.text);
+    assert!(
+        summary.body["controls"]["total_count"]
+            .as_i64()
+            .unwrap_or_default()
+            > 50,
+        "{}",
+        summary.text
+    );
+}
