@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Runs the API server.
     Serve(commands::serve::ServeArgs),
+    /// Runs a server with a demo instance: inventory, scans, audit events and flow logs.
+    Demo(commands::demo::DemoArgs),
     /// Manages API keys of a running server.
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
+        Command::Demo(args) => commands::demo::run(args),
         Command::Keys(command) => commands::keys::run(command),
         Command::Rules(command) => commands::rules::run(command),
         Command::Netscan(args) => commands::netscan::run(args),

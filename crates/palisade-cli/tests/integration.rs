@@ -1,6 +1,7 @@
 //! Integration tests of the `palisade` binary, one module per command.
 
 mod content;
+mod demo;
 mod findings_sdk;
 mod hunt;
 mod netscan;

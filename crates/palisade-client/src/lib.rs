@@ -59,6 +59,8 @@ struct KeyList {
     keys: Vec<ApiKey>,
 }
 
+pub use reqwest::Method;
+
 /// A client bound to one server and one key.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -121,6 +123,38 @@ impl Client {
             .http
             .delete(self.url(&format!("/instances/{instance_id}/v1/keys/{key_id}")));
         self.check(request).await.map(|_| ())
+    }
+
+    /// Sends a JSON request to any route (`path` from the server root) and returns the JSON
+    /// answer; for routes without a typed method yet (the demo seeds a server with it).
+    pub async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.send(request).await
+    }
+
+    /// Sends a raw body (audit events, flow logs, feeds, rule packs) to a route and returns the
+    /// JSON answer.
+    pub async fn upload(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let request = self
+            .http
+            .request(method, self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        self.send(request).await
     }
 
     fn url(&self, path: &str) -> String {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod content;
+pub mod demo;
 pub mod hunt;
 pub mod keys;
 pub mod netscan;
