@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub notification_max_attempts: u32,
     /// The SMTP relay of e-mail channels; without one, e-mail channels are refused.
     pub smtp: Option<crate::service::notifications::SmtpSettings>,
+    /// The key that seals credentials at rest; without one, credentials cannot be stored.
+    pub master_key: Option<Arc<crate::service::credentials::MasterKey>>,
     /// Largest body of an ingest route (audit events, flow logs, intel feeds, rule packs).
     pub ingest_body_limit_bytes: usize,
 }
@@ -52,6 +54,7 @@ impl Default for ServerConfig {
             notification_max_attempts: 8,
             smtp: None,
             ingest_body_limit_bytes: 256 * 1024 * 1024,
+            master_key: None,
         }
     }
 }

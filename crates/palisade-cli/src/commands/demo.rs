@@ -76,7 +76,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let store = palisade_store::connect(&store_url)
         .await
         .with_context(|| format!("opening {store_url}"))?;
-    let state = AppState::new(store, ServerConfig::default());
+    let master_key =
+        palisade_server::service::credentials::MasterKey::load_or_create(&args.data_dir, None)?;
+    let state = AppState::new(
+        store,
+        ServerConfig {
+            master_key: Some(std::sync::Arc::new(master_key)),
+            ..ServerConfig::default()
+        },
+    );
     let fresh = palisade_server::bootstrap(&state, &args.data_dir).await?;
     let bootstrap_text = std::fs::read_to_string(args.data_dir.join("bootstrap.txt"))
         .context("reading bootstrap.txt (delete the demo directory to start over)")?;

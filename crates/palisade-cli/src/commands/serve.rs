@@ -80,7 +80,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = palisade_store::connect(&store_url)
         .await
         .with_context(|| format!("opening store {}", redact(&store_url)))?;
+    let master_key = palisade_server::service::credentials::MasterKey::load_or_create(
+        &args.data_dir,
+        std::env::var("PALISADE_MASTER_KEY").ok().as_deref(),
+    )
+    .context("loading the master key that seals credentials")?;
     let config = ServerConfig {
+        master_key: Some(std::sync::Arc::new(master_key)),
         body_limit_bytes: args.body_limit,
         ingest_body_limit_bytes: args.ingest_body_limit,
         request_timeout: Duration::from_secs(args.request_timeout),

@@ -13,6 +13,7 @@ use crate::state::AppState;
 
 pub mod activity;
 pub mod attestations;
+pub mod credentials;
 pub mod findings;
 pub mod health;
 pub mod instances;
@@ -35,6 +36,7 @@ pub mod v3;
         (name = "findings lifecycle", description = "Palisade: finding status, OCSF export, ASFF import, cards"),
         (name = "activity insights", description = "Palisade: audit-event ingest, Sigma rule packs and rule settings"),
         (name = "network insights", description = "Palisade: flow-log ingest, detector configuration, threat-intelligence feeds"),
+        (name = "collectors", description = "Palisade: credentials for collectors, sealed at rest"),
         (name = "notifications", description = "Notifications v1 (IBM compatible): channels, public key; and the delivery log"),
         (name = "v3 settings", description = "SCC v3: instance settings"),
         (name = "v3 control libraries", description = "SCC v3: control libraries"),
@@ -95,6 +97,15 @@ pub fn router() -> OpenApiRouter<AppState> {
             attestations::delete_attestation
         ))
         .routes(routes!(attestations::list_attestations))
+        .routes(routes!(
+            credentials::create_credential,
+            credentials::list_credentials
+        ))
+        .routes(routes!(
+            credentials::get_credential,
+            credentials::replace_credential,
+            credentials::delete_credential
+        ))
         .merge(v3_router())
 }
 

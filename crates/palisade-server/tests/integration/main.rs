@@ -3,6 +3,7 @@
 
 mod access;
 mod common;
+mod credentials;
 mod errors;
 mod findings;
 mod insights;
