@@ -61,6 +61,8 @@ pub struct AppState {
     pub verifier: Arc<KeyVerifier>,
     pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
     pub metrics: PrometheusHandle,
+    /// Compiled configuration governance policies and the decision log writer.
+    pub governance: Arc<crate::service::governance::Governance>,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             config: Arc::new(config),
             verifier: Arc::new(KeyVerifier::default()),
             metrics: crate::middleware::metrics_handle(),
+            governance: Arc::default(),
         }
     }
 

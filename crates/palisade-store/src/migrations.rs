@@ -16,7 +16,8 @@ pub struct Migration {
 
 /// Every migration, in ascending version order. Append only; never edit an applied one.
 ///
-/// Reserved numbers: 2 findings and notifications, 3 posture (inventory, scans, reports).
+/// Reserved numbers: 2 findings and notifications, 3 posture (inventory, scans, reports),
+/// 6 configuration governance (the admission decision log).
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -41,6 +42,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "reports",
         sqlite: include_str!("../migrations/sqlite/0004_reports.sql"),
         postgres: include_str!("../migrations/postgres/0004_reports.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "config_governance",
+        sqlite: include_str!("../migrations/sqlite/0006_config_governance.sql"),
+        postgres: include_str!("../migrations/postgres/0006_config_governance.sql"),
     },
 ];
 

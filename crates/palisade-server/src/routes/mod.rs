@@ -11,6 +11,8 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
+pub mod admission;
+pub mod config_v1;
 pub mod findings;
 pub mod health;
 pub mod instances;
@@ -41,6 +43,8 @@ pub mod v3;
         (name = "v3 rules", description = "SCC v3: rules"),
         (name = "v3 reports", description = "SCC v3: scans and reports"),
         (name = "v3 services", description = "SCC v3: the catalogue of services and properties rules can check"),
+        (name = "config governance", description = "Configuration Governance v1 (IBM compatible): rules, templates and their scope attachments"),
+        (name = "admission", description = "Palisade: provisioning decisions, the decision log, Kubernetes admission webhooks"),
     )
 )]
 struct ApiDoc;
@@ -85,6 +89,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(inventory::resource_history))
         .routes(routes!(inventory::list_quarantine))
         .merge(v3_router())
+        .merge(config_v1::router())
+        .merge(admission::router())
 }
 
 /// The SCC v3 posture routes.

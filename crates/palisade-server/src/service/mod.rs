@@ -3,6 +3,7 @@
 
 pub mod documents;
 pub mod findings;
+pub mod governance;
 pub mod notifications;
 pub mod scans;
 pub mod scheduler;
