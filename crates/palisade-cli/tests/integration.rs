@@ -1,9 +1,11 @@
 //! Integration tests of the `palisade` binary, one module per command.
 
+mod config_governance_sdk;
 mod content;
 mod findings_sdk;
 mod hunt;
 mod netscan;
+mod plan;
 mod posture_sdk;
 mod rules;
 mod scan;

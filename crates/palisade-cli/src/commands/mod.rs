@@ -4,6 +4,7 @@ pub mod content;
 pub mod hunt;
 pub mod keys;
 pub mod netscan;
+pub mod plan;
 pub mod rules;
 pub mod scan;
 pub mod serve;

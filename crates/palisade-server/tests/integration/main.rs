@@ -5,6 +5,7 @@ mod access;
 mod common;
 mod errors;
 mod findings;
+mod governance;
 mod inventory;
 mod notifications;
 mod operations;

@@ -90,25 +90,28 @@ pub struct OffsetParams {
 impl OffsetParams {
     /// Returns `(limit, offset)`, or a 400 naming the parameter.
     pub fn parse(&self) -> ApiResult<(usize, usize)> {
-        let number = |name: &str, text: &Option<String>, default: usize, range: (usize, usize)| {
-            let Some(text) = text else {
-                return Ok(default);
-            };
-            text.parse::<usize>()
-                .ok()
-                .filter(|value| (range.0..=range.1).contains(value))
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::InvalidParameter,
-                        format!("`{name}` must be a whole number from {} to {}", range.0, range.1),
-                    )
-                    .with_target(ErrorTarget::parameter(name))
-                })
+        let invalid = |name: &str, expected: &str| {
+            ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("`{name}` must be {expected}"),
+            )
+            .with_target(ErrorTarget::parameter(name))
         };
-        Ok((
-            number("limit", &self.limit, 100, (1, 1000))?,
-            number("offset", &self.offset, 0, (0, usize::MAX))?,
-        ))
+        let limit = match &self.limit {
+            None => 100,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|limit| (1..=1000).contains(limit))
+                .ok_or_else(|| invalid("limit", "a whole number from 1 to 1000"))?,
+        };
+        let offset = match &self.offset {
+            None => 0,
+            Some(text) => text
+                .parse::<usize>()
+                .map_err(|_| invalid("offset", "a whole number, 0 or more"))?,
+        };
+        Ok((limit, offset))
     }
 }
 

@@ -131,16 +131,19 @@ pub async fn create_templates(
     let instance_id = auth.instance_id().to_owned();
     let mut answers = Vec::with_capacity(entries.len());
     let mut created = 0;
-    for (pointer, entry) in &entries {
-        let request_id = entry.get("request_id").cloned().unwrap_or(Value::Null);
+    for (index, (pointer, entry)) in entries.iter().enumerate() {
+        // IBM numbers the entries a client left without a `request_id` from 1.
+        let request_id = entry
+            .get("request_id")
+            .filter(|value| !value.is_null())
+            .cloned()
+            .unwrap_or_else(|| json!((index + 1).to_string()));
         match create_one(&state, &auth, &instance_id, entry, pointer).await {
             Ok(template) => {
                 created += 1;
-                let mut answer = json!({"status_code": 201, "template": template});
-                if !request_id.is_null() {
-                    answer["request_id"] = request_id;
-                }
-                answers.push(answer);
+                answers.push(
+                    json!({"request_id": request_id, "status_code": 201, "template": template}),
+                );
             }
             Err(error) => answers.push(failed_entry(&request_id, &error, &trace)),
         }
@@ -177,7 +180,10 @@ async fn create_one(
     errors.finish(())?;
     let template_id = format!("template-{}", new_id());
     let account = account_of(
-        entry["template"].get("account_id").and_then(Value::as_str),
+        entry
+            .get("template")
+            .and_then(|template| template.get("account_id"))
+            .and_then(Value::as_str),
         instance_id,
     );
     let now = timestamp(chrono::Utc::now());

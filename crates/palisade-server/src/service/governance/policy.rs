@@ -200,7 +200,9 @@ fn build_policy(config: &InstanceConfig, scope: &RequestScope) -> ApiResult<Poli
     }
     // Most specific first, then by id so that the order (and so the patch) is stable.
     templates.sort_by(|left, right| right.0.cmp(&left.0).then_with(|| left.1.cmp(&right.1)));
-    templates.dedup_by(|left, right| left.1 == right.1);
+    // A template attached at two levels applies once, at its most specific one.
+    let mut seen = std::collections::HashSet::new();
+    templates.retain(|(_, template_id, _)| seen.insert(template_id.clone()));
     Ok(Policy {
         rule_set,
         rules: metadata,
