@@ -26,7 +26,7 @@ pub struct StoredDecision {
     pub service_name: String,
     pub resource_kind: String,
     pub resource_id: String,
-    /// Rules the request violated (any action).
+    /// Rules the request violated (any action); read back in rule id order.
     pub violated_rule_ids: Vec<String>,
     /// The whole decision, as the API shows it.
     pub body: serde_json::Value,
