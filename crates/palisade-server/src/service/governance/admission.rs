@@ -11,6 +11,7 @@
 //!    fails — or cannot be evaluated (`error`), which for a guardrail must not mean "allowed" —
 //!    is a violation with its action.
 //! 3. Any `disallow` violation denies; `audit_log` (and monitor-only) violations allow.
+//!    Violations are listed `disallow` first, then `audit_log`, then monitor-only.
 //! 4. The decision (who, what, which rules, outcome) is appended to the log before the answer.
 //!
 //! The log is written through a group-commit writer ([`DecisionLog`]): concurrent decisions wait
@@ -237,6 +238,17 @@ pub async fn decide(
             details: outcome.details,
         });
     }
+    // What blocks first, then what is recorded; by rule id within an action.
+    let rank = |action: &str| match action {
+        "disallow" => 0,
+        "audit_log" => 1,
+        _ => 2,
+    };
+    violations.sort_by(|left, right| {
+        rank(&left.action)
+            .cmp(&rank(&right.action))
+            .then_with(|| left.rule_id.cmp(&right.rule_id))
+    });
     let allowed = !violations
         .iter()
         .any(|violation| violation.action == "disallow");
