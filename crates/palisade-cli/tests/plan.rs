@@ -17,7 +17,13 @@ fn testdata(name: &str) -> String {
 
 fn plan_check(plan: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(["plan", "check", &testdata(plan), "--rules", &testdata("rules.json")])
+        .args([
+            "plan",
+            "check",
+            &testdata(plan),
+            "--rules",
+            &testdata("rules.json"),
+        ])
         .args(extra)
         .output()
         .expect("palisade runs")
@@ -31,10 +37,21 @@ fn text(bytes: &[u8]) -> String {
 fn a_disallow_violation_fails_the_plan_and_audit_log_ones_are_reported() {
     let output = plan_check("plan-public-bucket.json", &[]);
     let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}{}", text(&output.stderr));
-    assert!(stdout.contains("aws_s3_bucket_public_access_block.logs"), "{stdout}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains("aws_s3_bucket_public_access_block.logs"),
+        "{stdout}"
+    );
     assert!(stdout.contains("tf-s3-block-public-acls"), "{stdout}");
-    assert!(stdout.contains("module.network.aws_security_group.web"), "{stdout}");
+    assert!(
+        stdout.contains("module.network.aws_security_group.web"),
+        "{stdout}"
+    );
     // The disabled rule is not enforced; the deleted instance is not checked.
     assert!(!stdout.contains("tf-instance-monitoring"), "{stdout}");
     assert!(!stdout.contains("aws_instance.old"), "{stdout}");
@@ -65,8 +82,16 @@ fn json_output_lists_violations_with_their_details() {
     assert_eq!(
         summary,
         [
-            ("aws_s3_bucket_public_access_block.logs", "tf-s3-block-public-acls", "disallow"),
-            ("module.network.aws_security_group.web", "tf-sg-no-public-ssh", "audit_log"),
+            (
+                "aws_s3_bucket_public_access_block.logs",
+                "tf-s3-block-public-acls",
+                "disallow"
+            ),
+            (
+                "module.network.aws_security_group.web",
+                "tf-sg-no-public-ssh",
+                "audit_log"
+            ),
         ]
     );
     let properties: Vec<&str> = violations[0]["details"]
@@ -100,7 +125,12 @@ fn sarif_output_has_errors_for_disallow_and_warnings_for_audit_log() {
 fn a_compliant_plan_passes() {
     let output = plan_check("plan-compliant.json", &[]);
     let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}{}", text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
     assert!(stdout.contains("0 violation(s), 0 denied"), "{stdout}");
 }
 
@@ -121,7 +151,10 @@ fn a_malformed_plan_names_the_pointer_and_exits_2() {
         .expect("palisade runs");
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("/resource_changes/0/change/actions"), "{stderr}");
+    assert!(
+        stderr.contains("/resource_changes/0/change/actions"),
+        "{stderr}"
+    );
     // Neither --rules nor --server: clap refuses.
     let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
         .args(["plan", "check"])

@@ -60,7 +60,11 @@ fn error(pointer: &str, message: impl Into<String>) -> MappingError {
 fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
     match kind {
         "Pod" => Some("/spec"),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController"
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "ReplicationController"
         | "Job" => Some("/spec/template/spec"),
         "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
         _ => None,
@@ -244,7 +248,10 @@ mod tests {
             "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
         let mapped = resource_from_object(&cronjob, "c", now()).expect("maps");
         assert_eq!(mapped.resource.id, "c/ops/CronJob/nightly");
-        assert_eq!(mapped.resource.config["pod_spec"], json!({"containers": []}));
+        assert_eq!(
+            mapped.resource.config["pod_spec"],
+            json!({"containers": []})
+        );
         assert_eq!(
             mapped.object_pointer("/pod_spec/hostPID"),
             Some("/spec/jobTemplate/spec/template/spec/hostPID".to_owned())

@@ -161,7 +161,10 @@ fn from_module(
     }
     if let Some(children) = module.get("child_modules") {
         let Some(children) = children.as_array() else {
-            return Err(error(format!("{pointer}/child_modules"), "must be an array"));
+            return Err(error(
+                format!("{pointer}/child_modules"),
+                "must be an array",
+            ));
         };
         for (index, child) in children.iter().enumerate() {
             from_module(
@@ -303,7 +306,12 @@ mod tests {
             [
                 ("aws_s3_bucket.logs", PlannedAction::Create, "aws", "aws"),
                 ("aws_instance.web", PlannedAction::Update, "aws", "aws"),
-                ("ibm_cos_bucket.b", PlannedAction::Create, "ibm", "ibm-cloud"),
+                (
+                    "ibm_cos_bucket.b",
+                    PlannedAction::Create,
+                    "ibm",
+                    "ibm-cloud"
+                ),
             ]
         );
         let bucket = &planned[0].resource;

@@ -47,17 +47,20 @@ fn rule(index: usize) -> Value {
         "description": "benchmark guardrail",
         "target": {"service_name": "cloud-object-storage", "resource_kind": "bucket"},
         "required_config": required_config,
-        "enforcement_actions": [{"action": if index % 2 == 0 { "disallow" } else { "audit_log" }}],
+        "enforcement_actions": [{"action": if index.is_multiple_of(2) { "disallow" } else { "audit_log" }}],
     })
 }
 
 fn request(sequence: u64) -> Value {
-    let compliant = sequence % 2 == 0;
+    let compliant = sequence.is_multiple_of(2);
     let mut settings = serde_json::Map::new();
     let mut config = serde_json::Map::new();
     for index in 0..RULES {
         settings.insert(format!("flag_{index}"), json!(compliant));
-        config.insert(format!("quota_{index}"), json!(if compliant { 10 } else { 5000 }));
+        config.insert(
+            format!("quota_{index}"),
+            json!(if compliant { 10 } else { 5000 }),
+        );
     }
     config.insert("settings".into(), Value::Object(settings));
     config.insert(
@@ -128,7 +131,9 @@ async fn bench() {
             .json(&body)
     };
 
-    let entries: Vec<Value> = (0..RULES).map(|index| json!({"rule": rule(index)})).collect();
+    let entries: Vec<Value> = (0..RULES)
+        .map(|index| json!({"rule": rule(index)}))
+        .collect();
     let created: Value = post("/config/v1/rules", json!({"rules": entries}))
         .send()
         .await
@@ -140,16 +145,24 @@ async fn bench() {
         .as_array()
         .expect("rules")
         .iter()
-        .map(|entry| entry["rule"]["rule_id"].as_str().expect("created").to_owned())
+        .map(|entry| {
+            entry["rule"]["rule_id"]
+                .as_str()
+                .expect("created")
+                .to_owned()
+        })
         .collect();
     assert_eq!(rule_ids.len(), RULES);
     let scope = json!({"attachments": [{"account_id": ACCOUNT,
         "included_scope": {"scope_id": ACCOUNT, "scope_type": "account"}}]});
     for rule_id in &rule_ids {
-        let answer = post(&format!("/config/v1/rules/{rule_id}/attachments"), scope.clone())
-            .send()
-            .await
-            .expect("attach");
+        let answer = post(
+            &format!("/config/v1/rules/{rule_id}/attachments"),
+            scope.clone(),
+        )
+        .send()
+        .await
+        .expect("attach");
         assert!(answer.status().is_success());
     }
     let template = json!({"templates": [{"template": {"account_id": ACCOUNT, "name": "defaults",
@@ -166,10 +179,13 @@ async fn bench() {
         .as_str()
         .expect("template id")
         .to_owned();
-    post(&format!("/config/v1/templates/{template_id}/attachments"), scope)
-        .send()
-        .await
-        .expect("attach template");
+    post(
+        &format!("/config/v1/templates/{template_id}/attachments"),
+        scope,
+    )
+    .send()
+    .await
+    .expect("attach template");
 
     // Check the setup decides as intended before timing it.
     let decision: Value = post("/v1/admission", request(1))
@@ -241,7 +257,12 @@ async fn bench() {
         latencies.len(),
         elapsed.as_secs_f64()
     );
-    for (label, fraction) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999)] {
+    for (label, fraction) in [
+        ("p50", 0.50),
+        ("p90", 0.90),
+        ("p99", 0.99),
+        ("p99.9", 0.999),
+    ] {
         println!(
             "  {label:>5}: {:.2} ms",
             percentile(&latencies, fraction).as_secs_f64() * 1000.0

@@ -117,7 +117,12 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: not valid JSON", args.plan.display()))?;
     let now = args.now.unwrap_or_else(Utc::now);
     let mut planned = planned_resources(&plan, now).map_err(|error| {
-        anyhow::anyhow!("{}: {}: {}", args.plan.display(), error.pointer, error.message)
+        anyhow::anyhow!(
+            "{}: {}: {}",
+            args.plan.display(),
+            error.pointer,
+            error.message
+        )
     })?;
     for item in &mut planned {
         item.resource.account_id.clone_from(&args.account);

@@ -131,7 +131,11 @@ pub async fn list_decisions(
             .filter(|size| (1..=MAX_PAGE_SIZE).contains(size))
             .ok_or_else(|| parameter_error("page_size", "must be a whole number from 1 to 1000"))?,
     };
-    let before = match query.page_token.as_deref().filter(|token| !token.is_empty()) {
+    let before = match query
+        .page_token
+        .as_deref()
+        .filter(|token| !token.is_empty())
+    {
         None => None,
         Some(token) => Some(
             URL_SAFE_NO_PAD
@@ -207,8 +211,11 @@ struct Review {
 }
 
 fn review_error(pointer: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::InvalidField, format!("`{pointer}`: {}", message.into()))
-        .with_target(ErrorTarget::field(pointer))
+    ApiError::new(
+        ErrorCode::InvalidField,
+        format!("`{pointer}`: {}", message.into()),
+    )
+    .with_target(ErrorTarget::field(pointer))
 }
 
 /// Reads an `admission.k8s.io/v1` `AdmissionReview`; the object is mapped for CREATE and UPDATE.
@@ -220,8 +227,11 @@ fn parse_review(body: &Value, cluster: &str) -> ApiResult<Review> {
         return Err(review_error("/request", "missing request (an object)"));
     };
     let uid = request.get("uid").cloned().unwrap_or(Value::Null);
-    if !uid.as_str().is_some_and(|uid| !uid.is_empty()) {
-        return Err(review_error("/request/uid", "missing uid (a non-empty string)"));
+    if uid.as_str().is_none_or(str::is_empty) {
+        return Err(review_error(
+            "/request/uid",
+            "missing uid (a non-empty string)",
+        ));
     }
     let Some(operation) = request.get("operation").and_then(Value::as_str) else {
         return Err(review_error("/request/operation", "missing operation"));
@@ -235,7 +245,10 @@ fn parse_review(body: &Value, cluster: &str) -> ApiResult<Review> {
         });
     }
     let Some(object) = request.get("object").filter(|object| object.is_object()) else {
-        return Err(review_error("/request/object", "missing object (an object)"));
+        return Err(review_error(
+            "/request/object",
+            "missing object (an object)",
+        ));
     };
     // On CREATE the object often has no namespace yet: the request carries it.
     let mut object = object.clone();

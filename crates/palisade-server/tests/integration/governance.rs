@@ -48,9 +48,16 @@ impl TestServer {
 
     /// Creates rules in one bulk call and returns their ids.
     async fn create_rules(&self, rules: Vec<Value>) -> Vec<String> {
-        let entries: Vec<Value> = rules.into_iter().map(|rule| json!({"rule": rule})).collect();
+        let entries: Vec<Value> = rules
+            .into_iter()
+            .map(|rule| json!({"rule": rule}))
+            .collect();
         let answer = self
-            .admin(Method::POST, "/config/v1/rules", Some(json!({"rules": entries})))
+            .admin(
+                Method::POST,
+                "/config/v1/rules",
+                Some(json!({"rules": entries})),
+            )
             .await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
         answer.body["rules"]
@@ -66,8 +73,10 @@ impl TestServer {
             .admin(
                 Method::POST,
                 &format!("/config/v1/{parent}/{id}/attachments"),
-                Some(json!({"attachments": [{"account_id": ACCOUNT, "included_scope": included,
-                                             "excluded_scopes": excluded}]})),
+                Some(
+                    json!({"attachments": [{"account_id": ACCOUNT, "included_scope": included,
+                                             "excluded_scopes": excluded}]}),
+                ),
             )
             .await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
@@ -126,9 +135,15 @@ async fn decisions_follow_attachments_scopes_and_templates(server: TestServer) {
     };
     let sandbox = json!([{"scope_id": "rg-sandbox", "scope_type": "account.resource_group"}]);
     server.attach("rules", deny, account_scope(), sandbox).await;
-    server.attach("rules", audit, account_scope(), json!([])).await;
-    server.attach("rules", disabled, account_scope(), json!([])).await;
-    server.attach("rules", vm_rule, account_scope(), json!([])).await;
+    server
+        .attach("rules", audit, account_scope(), json!([]))
+        .await;
+    server
+        .attach("rules", disabled, account_scope(), json!([]))
+        .await;
+    server
+        .attach("rules", vm_rule, account_scope(), json!([]))
+        .await;
 
     // Unencrypted in production: denied by the disallow rule, audited by the other; the
     // disabled and unattached rules and the rule on instances say nothing.
@@ -157,17 +172,26 @@ async fn decisions_follow_attachments_scopes_and_templates(server: TestServer) {
 
     // The sandbox resource group is excluded from the disallow rule: allowed, but audited.
     let decision = server
-        .decide(bucket("rg-sandbox", json!({"encryption": {"enabled": false}})))
+        .decide(bucket(
+            "rg-sandbox",
+            json!({"encryption": {"enabled": false}}),
+        ))
         .await;
     assert_eq!(decision["allowed"], true);
-    assert_eq!(violated(&decision), [(audit.clone(), "audit_log".to_owned())]);
+    assert_eq!(
+        violated(&decision),
+        [(audit.clone(), "audit_log".to_owned())]
+    );
 
     // Another account: no rule is attached there.
     let mut elsewhere = bucket("rg-prod", json!({}));
     elsewhere["account_id"] = json!("acct-2");
     let decision = server.decide(elsewhere).await;
     assert_eq!(
-        (decision["allowed"].clone(), decision["rules_evaluated"].clone()),
+        (
+            decision["allowed"].clone(),
+            decision["rules_evaluated"].clone()
+        ),
         (json!(true), json!([]))
     );
 
@@ -242,7 +266,10 @@ async fn decisions_follow_attachments_scopes_and_templates(server: TestServer) {
         .await;
     let decision = server.decide(bucket("rg-cold", json!({}))).await;
     assert_eq!(decision["resource"]["config"]["storage_class"], "cold");
-    assert_eq!(decision["templates_applied"], json!([other_id, template_id]));
+    assert_eq!(
+        decision["templates_applied"],
+        json!([other_id, template_id])
+    );
 
     // Changing a rule invalidates the cached policy at once: disable the disallow rule.
     let fetched = server
@@ -288,7 +315,12 @@ async fn decisions_follow_attachments_scopes_and_templates(server: TestServer) {
         )
         .await;
     assert_eq!(by_rule.body["decisions"].as_array().map(Vec::len), Some(2));
-    assert!(!by_rule.body["next_page_token"].as_str().unwrap_or_default().is_empty());
+    assert!(
+        !by_rule.body["next_page_token"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    );
     let one = server
         .admin(
             Method::GET,
@@ -382,7 +414,9 @@ async fn bad_rules_and_requests_name_their_fields() {
         .await;
     assert_error_shape(&answer, StatusCode::BAD_REQUEST);
     assert!(
-        answer.text.contains("/attachments/0/included_scope/scope_type"),
+        answer
+            .text
+            .contains("/attachments/0/included_scope/scope_type"),
         "{}",
         answer.text
     );
@@ -435,7 +469,9 @@ async fn kubernetes_webhooks_answer_admission_reviews() {
     let cluster = json!({"scope_id": "prod-cluster", "scope_type": "account"});
     let sandbox = json!([{"scope_id": "sandbox", "scope_type": "account.resource_group"}]);
     for id in &ids {
-        server.attach("rules", id, cluster.clone(), sandbox.clone()).await;
+        server
+            .attach("rules", id, cluster.clone(), sandbox.clone())
+            .await;
     }
     let validate = "/v1/admission/kubernetes/validate?cluster=prod-cluster";
 
@@ -454,9 +490,16 @@ async fn kubernetes_webhooks_answer_admission_reviews() {
     assert_eq!(response["allowed"], false);
     assert_eq!(response["status"]["code"], 403);
     let message = response["status"]["message"].as_str().expect("message");
-    assert!(message.contains(&ids[0]) && message.contains("no-privileged"), "{message}");
+    assert!(
+        message.contains(&ids[0]) && message.contains("no-privileged"),
+        "{message}"
+    );
     let warnings = response["warnings"].as_array().expect("warnings");
-    assert!(warnings[0].as_str().is_some_and(|warning| warning.contains("audit_log")));
+    assert!(
+        warnings[0]
+            .as_str()
+            .is_some_and(|warning| warning.contains("audit_log"))
+    );
 
     let answer = server
         .admin(
@@ -470,12 +513,20 @@ async fn kubernetes_webhooks_answer_admission_reviews() {
 
     // The sandbox namespace is excluded: a privileged debug pod is let through.
     let answer = server
-        .admin(Method::POST, validate, Some(review("pod-update-sandbox.json")))
+        .admin(
+            Method::POST,
+            validate,
+            Some(review("pod-update-sandbox.json")),
+        )
         .await;
     assert_eq!(answer.body["response"]["allowed"], true, "{}", answer.text);
     // DELETE is not judged.
     let answer = server
-        .admin(Method::POST, validate, Some(review("configmap-delete.json")))
+        .admin(
+            Method::POST,
+            validate,
+            Some(review("configmap-delete.json")),
+        )
         .await;
     assert_eq!(
         answer.body["response"],
@@ -545,7 +596,11 @@ async fn kubernetes_webhooks_answer_admission_reviews() {
     );
     // Mutation does not decide, so it is not logged.
     let log = server
-        .admin(Method::GET, "/v1/admission/decisions?source=kubernetes", None)
+        .admin(
+            Method::GET,
+            "/v1/admission/decisions?source=kubernetes",
+            None,
+        )
         .await;
     assert_eq!(log.body["decisions"].as_array().map(Vec::len), Some(3));
 
@@ -553,10 +608,16 @@ async fn kubernetes_webhooks_answer_admission_reviews() {
         .admin(
             Method::POST,
             validate,
-            Some(json!({"kind": "AdmissionReview", "request": {"uid": "u", "operation": "CREATE",
-                "object": {"kind": "Pod", "metadata": {}}}})),
+            Some(
+                json!({"kind": "AdmissionReview", "request": {"uid": "u", "operation": "CREATE",
+                "object": {"kind": "Pod", "metadata": {}}}}),
+            ),
         )
         .await;
     assert_error_shape(&broken, StatusCode::BAD_REQUEST);
-    assert!(broken.text.contains("/request/object/metadata/name"), "{}", broken.text);
+    assert!(
+        broken.text.contains("/request/object/metadata/name"),
+        "{}",
+        broken.text
+    );
 }

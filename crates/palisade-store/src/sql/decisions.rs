@@ -120,8 +120,9 @@ impl DecisionStore for SqlStore {
             let values: Vec<String> = (0..chunk.len())
                 .map(|row| {
                     let base = row * 11 + 1;
-                    let places: Vec<String> =
-                        (0..11).map(|offset| format!("${}", base + offset + 1)).collect();
+                    let places: Vec<String> = (0..11)
+                        .map(|offset| format!("${}", base + offset + 1))
+                        .collect();
                     format!("($1, {})", places.join(", "))
                 })
                 .collect();

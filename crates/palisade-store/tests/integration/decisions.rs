@@ -66,7 +66,13 @@ pub async fn decisions_are_logged_filtered_paged_and_scoped(store: Arc<dyn Store
         .expect("record b");
 
     let newest = store
-        .list_decisions("a", &DecisionFilter { limit: Some(3), ..Default::default() })
+        .list_decisions(
+            "a",
+            &DecisionFilter {
+                limit: Some(3),
+                ..Default::default()
+            },
+        )
         .await
         .expect("list");
     assert_eq!(ids(&newest), [199, 198, 197]);
@@ -86,7 +92,11 @@ pub async fn decisions_are_logged_filtered_paged_and_scoped(store: Arc<dyn Store
     let denied = store
         .list_decisions(
             "a",
-            &DecisionFilter { allowed: Some(false), limit: Some(1000), ..Default::default() },
+            &DecisionFilter {
+                allowed: Some(false),
+                limit: Some(1000),
+                ..Default::default()
+            },
         )
         .await
         .expect("denied");
@@ -137,7 +147,10 @@ pub async fn decisions_are_logged_filtered_paged_and_scoped(store: Arc<dyn Store
     expected.violated_rule_ids.sort();
     assert_eq!(one, expected);
     // Another instance's decisions are invisible, by id and by listing.
-    assert_eq!(store.get_decision("b", &batch[5].id).await.expect("get"), None);
+    assert_eq!(
+        store.get_decision("b", &batch[5].id).await.expect("get"),
+        None
+    );
     let other = store
         .list_decisions("b", &DecisionFilter::default())
         .await
@@ -149,5 +162,10 @@ pub async fn decisions_are_logged_filtered_paged_and_scoped(store: Arc<dyn Store
         Err(StoreError::Conflict(_))
     ));
     // A decision of an instance that does not exist is refused.
-    assert!(store.record_decisions("nowhere", &[decision(1, true, &[])]).await.is_err());
+    assert!(
+        store
+            .record_decisions("nowhere", &[decision(1, true, &[])])
+            .await
+            .is_err()
+    );
 }

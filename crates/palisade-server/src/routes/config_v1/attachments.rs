@@ -119,7 +119,12 @@ async fn create(
     }
     let checked: Vec<(String, Map<String, Value>)> = entries
         .iter()
-        .map(|(pointer, entry)| (pointer.clone(), check_attachment(&mut errors, entry, pointer, &[])))
+        .map(|(pointer, entry)| {
+            (
+                pointer.clone(),
+                check_attachment(&mut errors, entry, pointer, &[]),
+            )
+        })
         .collect();
     errors.finish(())?;
 
@@ -154,7 +159,10 @@ async fn create(
         .await?;
     }
     governance::changed(state, instance_id).await?;
-    let views: Vec<Value> = bodies.iter().map(|(_, body)| attachment_view(body)).collect();
+    let views: Vec<Value> = bodies
+        .iter()
+        .map(|(_, body)| attachment_view(body))
+        .collect();
     Ok((StatusCode::CREATED, ApiJson(json!({"attachments": views}))).into_response())
 }
 
@@ -195,7 +203,10 @@ async fn get_own(
 ) -> ApiResult<palisade_store::Document> {
     let stored = documents::get(state, instance_id, parent.attachment_kind, attachment_id).await?;
     if stored.body[parent.id_field] != parent_id {
-        return Err(ApiError::not_found(parent.attachment_kind.label, attachment_id));
+        return Err(ApiError::not_found(
+            parent.attachment_kind.label,
+            attachment_id,
+        ));
     }
     Ok(stored)
 }
@@ -227,8 +238,12 @@ async fn update(
     let expected = required_if_match(headers, previous.version, "attachment")?;
     let request = body_object(body)?;
     let mut errors = BodyErrors::default();
-    let mut attachment =
-        check_attachment(&mut errors, &request, "", &["attachment_id", parent.id_field]);
+    let mut attachment = check_attachment(
+        &mut errors,
+        &request,
+        "",
+        &["attachment_id", parent.id_field],
+    );
     errors.finish(())?;
     attachment.insert("attachment_id".into(), json!(attachment_id));
     attachment.insert(parent.id_field.into(), json!(parent_id));
@@ -392,7 +407,14 @@ pub async fn get_template_attachment(
     auth: Authorized<ReadAccess>,
     Path((_instance_id, template_id, attachment_id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    get(&state, auth.instance_id(), TEMPLATES, &template_id, &attachment_id).await
+    get(
+        &state,
+        auth.instance_id(),
+        TEMPLATES,
+        &template_id,
+        &attachment_id,
+    )
+    .await
 }
 
 /// Replaces a template attachment's scopes; needs `If-Match` (409 on a clash).
@@ -430,5 +452,12 @@ pub async fn delete_template_attachment(
     auth: Authorized<ConfigWrite>,
     Path((_instance_id, template_id, attachment_id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    delete(&state, auth.instance_id(), TEMPLATES, &template_id, &attachment_id).await
+    delete(
+        &state,
+        auth.instance_id(),
+        TEMPLATES,
+        &template_id,
+        &attachment_id,
+    )
+    .await
 }

@@ -52,7 +52,10 @@ pub fn router() -> OpenApiRouter<AppState> {
             attachments::update_rule_attachment,
             attachments::delete_rule_attachment
         ))
-        .routes(routes!(templates::create_templates, templates::list_templates))
+        .routes(routes!(
+            templates::create_templates,
+            templates::list_templates
+        ))
         .routes(routes!(
             templates::get_template,
             templates::update_template,
@@ -187,7 +190,9 @@ pub fn required_if_match(headers: &HeaderMap, current_version: i64, label: &str)
         Some(version) if version == current_version => Ok(version),
         _ => Err(ApiError::new(
             ErrorCode::PreconditionFailed,
-            format!("the {label} changed since you read it; get it again and retry with its new ETag"),
+            format!(
+                "the {label} changed since you read it; get it again and retry with its new ETag"
+            ),
         )
         .with_target(ErrorTarget::header("If-Match"))),
     }

@@ -57,7 +57,12 @@ fn normalise(
     if request.contains_key("enforcement_actions") {
         for (action_pointer, action) in errors.objects(request, pointer, "enforcement_actions") {
             errors.check_keys(action, &action_pointer, &["action"], &[]);
-            errors.check_enum(action, &action_pointer, "action", &["disallow", "audit_log"]);
+            errors.check_enum(
+                action,
+                &action_pointer,
+                "action",
+                &["disallow", "audit_log"],
+            );
         }
     }
     if request.contains_key("target") && request.contains_key("required_config") {
@@ -144,7 +149,11 @@ pub async fn create_rules(
     errors.check_keys(&request, "", &["rules"], &[]);
     let entries = errors.objects(&request, "", "rules");
     if request.get("rules").is_some_and(Value::is_array) && entries.is_empty() {
-        errors.push(ErrorCode::InvalidField, "/rules", "must list at least one rule");
+        errors.push(
+            ErrorCode::InvalidField,
+            "/rules",
+            "must list at least one rule",
+        );
     }
     errors.finish(())?;
     let trace = bulk_trace(&headers, Some(&trace));
@@ -305,7 +314,12 @@ pub async fn list_rules(
                         .is_some_and(|attached| attached.iter().any(|id| wanted.contains(*id)))
                 })
         })
-        .map(|rule| view(&rule.body, counts.get(rule.id.as_str()).copied().unwrap_or(0)))
+        .map(|rule| {
+            view(
+                &rule.body,
+                counts.get(rule.id.as_str()).copied().unwrap_or(0),
+            )
+        })
         .collect();
     let query = filter
         .account_id
@@ -386,14 +400,18 @@ pub async fn update_rule(
     );
     rule.insert("modified_by".into(), json!(auth.key.id));
     let body = Value::Object(rule);
-    let stored = documents::replace(&state, &instance_id, RULE, &rule_id, &body, Some(expected))
-        .await?;
+    let stored =
+        documents::replace(&state, &instance_id, RULE, &rule_id, &body, Some(expected)).await?;
     governance::changed(&state, &instance_id).await?;
     let count = attachment_counts(&state, &instance_id)
         .await?
         .remove(&rule_id)
         .unwrap_or(0);
-    Ok(with_etag(StatusCode::OK, view(&body, count), stored.version))
+    Ok(with_etag(
+        StatusCode::OK,
+        view(&body, count),
+        stored.version,
+    ))
 }
 
 /// Deletes a rule and its attachments.

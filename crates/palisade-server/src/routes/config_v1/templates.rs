@@ -61,10 +61,18 @@ fn normalise(
             }
         }
         None | Some(Value::Null) => {}
-        Some(_) => errors.push(ErrorCode::InvalidField, &target_pointer, "must be an object"),
+        Some(_) => errors.push(
+            ErrorCode::InvalidField,
+            &target_pointer,
+            "must be an object",
+        ),
     }
     let defaults = errors.objects(request, pointer, "customized_defaults");
-    if request.get("customized_defaults").is_some_and(Value::is_array) && defaults.is_empty() {
+    if request
+        .get("customized_defaults")
+        .is_some_and(Value::is_array)
+        && defaults.is_empty()
+    {
         errors.push(
             ErrorCode::InvalidField,
             &format!("{pointer}/customized_defaults"),
@@ -173,7 +181,11 @@ async fn create_one(
         Some(Value::Object(request)) => normalise(&mut errors, request, &template_pointer),
         None | Some(Value::Null) => Map::new(),
         Some(_) => {
-            errors.push(ErrorCode::InvalidField, &template_pointer, "must be an object");
+            errors.push(
+                ErrorCode::InvalidField,
+                &template_pointer,
+                "must be an object",
+            );
             Map::new()
         }
     };

@@ -131,7 +131,9 @@ pub fn parse_request(body: Value) -> ApiResult<AdmissionRequest> {
     };
     errors.finish(())?;
     let Some(resource) = resource else {
-        return Err(ApiError::internal("admission request checked without a resource"));
+        return Err(ApiError::internal(
+            "admission request checked without a resource",
+        ));
     };
     let text = |key: &str| request.get(key).and_then(Value::as_str).map(str::to_owned);
     Ok(AdmissionRequest {
@@ -208,8 +210,10 @@ pub async fn decide(
         let applied = apply_templates(&resource.config, &applicable);
         resource.config = applied.config;
         for operation in applied.patch {
-            patch.push(json!({"op": operation.op, "path": format!("/config{}", operation.path),
-                              "value": operation.value}));
+            patch.push(
+                json!({"op": operation.op, "path": format!("/config{}", operation.path),
+                              "value": operation.value}),
+            );
         }
         for skipped in applied.skipped {
             skipped_defaults.push(json!({"property": skipped.property, "reason": skipped.reason}));
@@ -362,10 +366,7 @@ impl DecisionLog {
             sender
         });
         let (done, committed) = oneshot::channel();
-        match sender
-            .send((instance_id.to_owned(), decision, done))
-            .await
-        {
+        match sender.send((instance_id.to_owned(), decision, done)).await {
             Ok(()) => committed
                 .await
                 .map_err(|_| ApiError::internal("the decision log writer stopped"))?,
@@ -384,7 +385,10 @@ async fn write_batches(state: AppState, mut receiver: mpsc::Receiver<Pending>) {
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut by_instance: HashMap<String, Vec<Pending>> = HashMap::new();
         for pending in batch.drain(..) {
-            by_instance.entry(pending.0.clone()).or_default().push(pending);
+            by_instance
+                .entry(pending.0.clone())
+                .or_default()
+                .push(pending);
         }
         for (instance_id, pendings) in by_instance {
             let decisions: Vec<StoredDecision> = pendings
@@ -429,9 +433,7 @@ mod tests {
             .collect();
         assert!(targets.contains(&"/operation".to_owned()), "{targets:?}");
         assert!(
-            targets
-                .iter()
-                .any(|target| target.starts_with("/resource")),
+            targets.iter().any(|target| target.starts_with("/resource")),
             "{targets:?}"
         );
         let request = parse_request(json!({"operation": "create", "source": "terraform",

@@ -84,7 +84,13 @@ pub async fn changed(state: &AppState, instance_id: &str) -> ApiResult<()> {
         Ok(_) => {}
         Err(StoreError::NotFound(_)) => {
             match store
-                .insert_document(instance_id, GENERATION.store_kind, GENERATION_ID, &body, now)
+                .insert_document(
+                    instance_id,
+                    GENERATION.store_kind,
+                    GENERATION_ID,
+                    &body,
+                    now,
+                )
                 .await
             {
                 // Another request created it meanwhile: bump it instead.

@@ -50,11 +50,14 @@ struct InstanceConfig {
     template_attachments: Vec<Value>,
 }
 
+/// Compiled policies by (instance, request scope), each with the generation it was built at.
+type PolicyCache = HashMap<(String, RequestScope), (i64, Arc<Policy>)>;
+
 /// Per-process caches of configuration governance; one per [`AppState`].
 #[derive(Default)]
 pub struct Governance {
     configs: Mutex<HashMap<String, Arc<InstanceConfig>>>,
-    policies: Mutex<HashMap<(String, RequestScope), (i64, Arc<Policy>)>>,
+    policies: Mutex<PolicyCache>,
     pub(crate) decision_log: super::admission::DecisionLog,
 }
 
@@ -168,8 +171,9 @@ fn build_policy(config: &InstanceConfig, scope: &RequestScope) -> ApiResult<Poli
             ),
         }
     }
-    let rule_set = RuleSet::compile(&rules, &ParameterValues::default())
-        .map_err(|problems| ApiError::internal(format!("compiling attached rules: {problems:?}")))?;
+    let rule_set = RuleSet::compile(&rules, &ParameterValues::default()).map_err(|problems| {
+        ApiError::internal(format!("compiling attached rules: {problems:?}"))
+    })?;
 
     let mut templates: Vec<(u8, String, Template)> = Vec::new();
     for attachment in &config.template_attachments {
@@ -274,7 +278,10 @@ mod tests {
             rules: [
                 ("r-on".to_owned(), rule("on", true, "disallow")),
                 ("r-off".to_owned(), rule("off", false, "disallow")),
-                ("r-elsewhere".to_owned(), rule("elsewhere", true, "audit_log")),
+                (
+                    "r-elsewhere".to_owned(),
+                    rule("elsewhere", true, "audit_log"),
+                ),
             ]
             .into(),
             rule_attachments: vec![

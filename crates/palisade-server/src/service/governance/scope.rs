@@ -95,7 +95,12 @@ pub fn check_attachment(
 ) -> Map<String, Value> {
     let mut allowed = vec!["excluded_scopes"];
     allowed.extend_from_slice(ignored);
-    errors.check_keys(request, pointer, &["account_id", "included_scope"], &allowed);
+    errors.check_keys(
+        request,
+        pointer,
+        &["account_id", "included_scope"],
+        &allowed,
+    );
     errors.check_string(request, pointer, "account_id", true);
     match request.get("included_scope") {
         Some(Value::Object(scope)) => {
@@ -221,7 +226,8 @@ mod tests {
     #[test]
     fn template_clashes_need_the_same_scope_target_and_property() {
         let at_account = json!({"included_scope": {"scope_id": "a", "scope_type": "account"}});
-        let at_group = json!({"included_scope": {"scope_id": "rg", "scope_type": "account.resource_group"}});
+        let at_group =
+            json!({"included_scope": {"scope_id": "rg", "scope_type": "account.resource_group"}});
         assert!(attachments_clash(&at_account, &at_account));
         assert!(!attachments_clash(&at_account, &at_group));
         let excluding = json!({"included_scope": {"scope_id": "a", "scope_type": "account"},
