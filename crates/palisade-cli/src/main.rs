@@ -41,6 +41,9 @@ enum Command {
     /// Imports and inspects compliance content (control libraries, profiles, rules).
     #[command(subcommand)]
     Content(commands::content::ContentCommand),
+    /// Checks Terraform plans against configuration governance rules (for CI pipelines).
+    #[command(subcommand)]
+    Plan(commands::plan::PlanCommand),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Scan(args) => commands::scan::run(args),
         Command::Content(command) => commands::content::run(command),
+        Command::Plan(command) => commands::plan::run(command),
     };
     match outcome {
         Ok(code) => code,

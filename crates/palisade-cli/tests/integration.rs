@@ -1,10 +1,12 @@
 //! Integration tests of the `palisade` binary, one module per command.
 
+mod config_governance_sdk;
 mod content;
 mod demo;
 mod findings_sdk;
 mod hunt;
 mod netscan;
+mod plan;
 mod posture_sdk;
 mod rules;
 mod scan;

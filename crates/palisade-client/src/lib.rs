@@ -157,6 +157,22 @@ impl Client {
         self.send(request).await
     }
 
+    /// Asks instance `instance_id` for an admission decision on a provisioning request
+    /// (`{"operation", "resource", …}`); the answer is the decision
+    /// (`{"allowed", "violations", "patch", "resource", …}`).
+    pub async fn admission(
+        &self,
+        instance_id: &str,
+        request: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/instances/{instance_id}/v1/admission")))
+                .json(request),
+        )
+        .await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

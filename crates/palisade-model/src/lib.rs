@@ -7,10 +7,15 @@
 //! - [`event`]: the normalised audit event the log decoders produce and Sigma rules read.
 //! - [`flow`]: the normalised network flow the flow-log decoders produce.
 //! - [`finding`]: severities shared by detections and findings.
+//! - [`kubernetes`] and [`terraform`]: how Kubernetes objects and Terraform plan resources
+//!   become resources (shared by the admission endpoints, `palisade plan check` and the
+//!   importers).
 
 pub mod error;
 pub mod event;
 pub mod finding;
 pub mod flow;
+pub mod kubernetes;
 pub mod resource;
 pub mod tenancy;
+pub mod terraform;

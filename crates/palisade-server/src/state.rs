@@ -69,6 +69,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Compiled detectors, network windows and the ingest worker's wake-up signal.
     pub insights: Arc<crate::service::insights::InsightsRuntime>,
+    /// Compiled configuration governance policies and the decision log writer.
+    pub governance: Arc<crate::service::governance::Governance>,
 }
 
 impl AppState {
@@ -83,6 +85,7 @@ impl AppState {
             verifier: Arc::new(KeyVerifier::default()),
             metrics: crate::middleware::metrics_handle(),
             insights: Arc::default(),
+            governance: Arc::default(),
         }
     }
 

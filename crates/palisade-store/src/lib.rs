@@ -10,11 +10,13 @@
 //! differences live in [`migrations`] and in [`SqlStore::dialect`]. The backend is chosen by URL:
 //! `sqlite://path` or `postgres://…` (see [`connect`]).
 //!
-//! The traits ([`InstanceStore`], [`KeyStore`], [`DocumentStore`]) are what the server sees; every
+//! The traits ([`InstanceStore`], [`KeyStore`], [`DocumentStore`], and one per data family:
+//! inventory, reports, findings, notifications, admission decisions) are what the server sees; every
 //! query that reads tenant data takes the instance id, so no code path can reach another
 //! instance's objects by forgetting a filter. The conformance suite in `tests/` runs against both
 //! backends.
 
+pub mod decisions;
 mod error;
 pub mod findings;
 pub mod insights;
@@ -33,6 +35,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use palisade_model::tenancy::{ApiKey, Instance, Role};
 
+pub use decisions::{DecisionFilter, DecisionStore, StoredDecision};
 pub use error::StoreError;
 pub use findings::FindingsStore;
 pub use insights::InsightsStore;
@@ -62,6 +65,7 @@ pub trait Store:
     + FindingsStore
     + NotificationStore
     + InsightsStore
+    + DecisionStore
     + Send
     + Sync
     + 'static
@@ -77,6 +81,7 @@ impl<
         + FindingsStore
         + NotificationStore
         + InsightsStore
+        + DecisionStore
         + Send
         + Sync
         + 'static,

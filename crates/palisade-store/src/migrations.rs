@@ -17,7 +17,7 @@ pub struct Migration {
 /// Every migration, in ascending version order. Append only; never edit an applied one.
 ///
 /// Reserved numbers: 2 findings and notifications, 3 posture (inventory, scans, reports),
-/// 5 insights ingest, 6 configuration governance.
+/// 5 insights ingest, 6 configuration governance (the admission decision log).
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -48,6 +48,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "insights",
         sqlite: include_str!("../migrations/sqlite/0005_insights.sql"),
         postgres: include_str!("../migrations/postgres/0005_insights.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "config_governance",
+        sqlite: include_str!("../migrations/sqlite/0006_config_governance.sql"),
+        postgres: include_str!("../migrations/postgres/0006_config_governance.sql"),
     },
 ];
 

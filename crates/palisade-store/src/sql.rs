@@ -1,5 +1,6 @@
 //! [`SqlStore`]: the one implementation of the store traits, for SQLite and PostgreSQL.
 
+mod decisions;
 mod inventory;
 mod reports;
 

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod hunt;
 pub mod keys;
 pub mod netscan;
+pub mod plan;
 pub mod rules;
 pub mod scan;
 pub mod serve;

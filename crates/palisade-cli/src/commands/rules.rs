@@ -126,14 +126,14 @@ pub fn run(command: RulesCommand) -> anyhow::Result<ExitCode> {
 
 /// Rule documents read from PATH, each remembered with the file it came from so errors can
 /// name the file and the pointer inside it.
-struct RuleSources {
-    documents: Vec<Value>,
+pub(crate) struct RuleSources {
+    pub(crate) documents: Vec<Value>,
     /// For each document: its file, and its index when the file holds an array.
     origins: Vec<(PathBuf, Option<usize>)>,
 }
 
 impl RuleSources {
-    fn load(path: &Path) -> anyhow::Result<RuleSources> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<RuleSources> {
         let files = if path.is_dir() {
             let mut files = Vec::new();
             collect_files(path, &["json"], &mut files)?;
@@ -169,7 +169,7 @@ impl RuleSources {
         Ok(sources)
     }
 
-    fn compile(&self, values: &ParameterValues) -> Result<RuleSet, Vec<String>> {
+    pub(crate) fn compile(&self, values: &ParameterValues) -> Result<RuleSet, Vec<String>> {
         RuleSet::from_json(&Value::Array(self.documents.clone()), values)
             .map_err(|errors| errors.iter().map(|error| self.describe(error)).collect())
     }

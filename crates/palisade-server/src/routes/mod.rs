@@ -12,7 +12,9 @@ use utoipa_axum::routes;
 use crate::state::AppState;
 
 pub mod activity;
+pub mod admission;
 pub mod attestations;
+pub mod config_v1;
 pub mod credentials;
 pub mod findings;
 pub mod health;
@@ -48,6 +50,8 @@ pub mod v3;
         (name = "v3 rules", description = "SCC v3: rules"),
         (name = "v3 reports", description = "SCC v3: scans and reports"),
         (name = "v3 services", description = "SCC v3: the catalogue of services and properties rules can check"),
+        (name = "config governance", description = "Configuration Governance v1 (IBM compatible): rules, templates and their scope attachments"),
+        (name = "admission", description = "Palisade: provisioning decisions, the decision log, Kubernetes admission webhooks"),
     )
 )]
 struct ApiDoc;
@@ -107,6 +111,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             credentials::delete_credential
         ))
         .merge(v3_router())
+        .merge(config_v1::router())
+        .merge(admission::router())
 }
 
 /// Activity and network insights.

@@ -4,6 +4,7 @@
 pub mod credentials;
 pub mod documents;
 pub mod findings;
+pub mod governance;
 pub mod insights;
 pub mod notifications;
 pub mod scans;

@@ -6,6 +6,7 @@ mod common;
 mod credentials;
 mod errors;
 mod findings;
+mod governance;
 mod insights;
 mod inventory;
 mod notifications;

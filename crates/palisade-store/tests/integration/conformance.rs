@@ -8,6 +8,7 @@ use palisade_model::tenancy::{ApiKey, Instance, Role};
 use palisade_store::{DocumentQuery, Store, StoreError, StoredKey};
 use serde_json::json;
 
+use crate::decisions::decisions_are_logged_filtered_paged_and_scoped;
 use crate::findings::{
     channels_and_signing_keys_are_scoped, deliveries_queue_lease_retry_and_log,
     large_batches_span_statements, notes_and_providers_are_scoped,
@@ -440,4 +441,5 @@ conformance_suite!(
     deliveries_queue_lease_retry_and_log,
     ingest_batches_complete_exactly_once,
     intel_feeds_are_replaced_and_scoped,
+    decisions_are_logged_filtered_paged_and_scoped,
 );
