@@ -66,6 +66,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Compiled detectors, network windows and the ingest worker's wake-up signal.
     pub insights: Arc<crate::service::insights::InsightsRuntime>,
+    /// The dashboard's signed-in sessions.
+    pub ui_sessions: Arc<crate::ui::Sessions>,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             verifier: Arc::new(KeyVerifier::default()),
             metrics: crate::middleware::metrics_handle(),
             insights: Arc::default(),
+            ui_sessions: Arc::default(),
         }
     }
 

@@ -10,3 +10,4 @@ mod inventory;
 mod notifications;
 mod operations;
 mod scheduler;
+mod ui;
