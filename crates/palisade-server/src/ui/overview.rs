@@ -112,9 +112,9 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Mar
             points,
         });
     }
-    failing.sort_by(|left, right| right.failures.cmp(&left.failures));
+    failing.sort_by_key(|control| std::cmp::Reverse(control.failures));
     failing.truncate(10);
-    risky.sort_by(|left, right| right.failures.cmp(&left.failures));
+    risky.sort_by_key(|resource| std::cmp::Reverse(resource.failures));
     risky.truncate(10);
 
     // Findings per day and severity: one indexed count per (day, severity) rather than reading

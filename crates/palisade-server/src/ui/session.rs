@@ -160,7 +160,9 @@ fn needs_secure_cookie(headers: &HeaderMap) -> bool {
 
 fn is_loopback_host(host: &str) -> bool {
     // `[::1]:8080`, `127.0.0.1:8080`, `localhost:8080`, or without a port.
-    let name = if let Some(rest) = host.strip_prefix('[') {
+    let name = if host.parse::<std::net::IpAddr>().is_ok() {
+        host
+    } else if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or_default()
     } else {
         host.rsplit_once(':').map_or(host, |(name, _)| name)

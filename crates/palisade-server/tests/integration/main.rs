@@ -11,3 +11,4 @@ mod notifications;
 mod operations;
 mod scheduler;
 mod ui;
+mod ui_browser;
