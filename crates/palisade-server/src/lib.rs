@@ -11,7 +11,7 @@
 //! Layout: `routes/` is HTTP only (one module per route family, each handler annotated for the
 //! OpenAPI document); [`auth`] owns keys and the typed permission extractors; [`error`] and
 //! [`json`] own the error contract; [`middleware`] adds trace ids, metrics, error bodies and
-//! timeouts to every route.
+//! timeouts to every route; [`ui`] is the web dashboard under `/ui/`.
 
 pub mod auth;
 pub mod error;
@@ -20,6 +20,7 @@ pub mod middleware;
 pub mod routes;
 pub mod service;
 pub mod state;
+pub mod ui;
 
 use std::future::Future;
 use std::path::Path;
@@ -44,6 +45,7 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(document.as_ref().clone()) }
             }),
         )
+        .merge(ui::router())
         .fallback(|| async {
             error::ApiError::new(palisade_model::error::ErrorCode::NotFound, "no such route")
         })

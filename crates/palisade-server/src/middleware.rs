@@ -17,6 +17,11 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct TraceId(pub String);
 
+/// Marks an error answer that already has its body (the dashboard's HTML error pages): [`finish`]
+/// logs the [`ApiError`] it carries but keeps the body.
+#[derive(Debug, Clone, Copy)]
+pub struct KeepErrorBody;
+
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
 
@@ -57,16 +62,22 @@ pub async fn finish(mut request: Request, next: Next) -> Response {
 
     let mut response = next.run(request).await;
 
+    let keep_body = response
+        .extensions_mut()
+        .remove::<KeepErrorBody>()
+        .is_some();
     let error = response
         .extensions_mut()
         .remove::<ApiError>()
         .or_else(|| default_error(&response));
-    if let Some(error) = error {
+    if let Some(error) = &error {
         if error.code() == ErrorCode::Internal {
             tracing::error!(trace = %trace, detail = ?error.internal_detail, %method, %route, "internal error");
         } else if let Some(detail) = &error.internal_detail {
             tracing::warn!(trace = %trace, detail = %detail, %method, %route, "request failed");
         }
+    }
+    if let Some(error) = error.filter(|_| !keep_body) {
         let mut rendered = (error.status(), axum::Json(error.body(&trace))).into_response();
         if let Some(seconds) = error.retry_after {
             rendered

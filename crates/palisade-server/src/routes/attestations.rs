@@ -94,8 +94,29 @@ pub async fn put_attestation(
     Query(params): Query<ControlParam>,
     ApiJson(request): ApiJson<AttestationRequest>,
 ) -> ApiResult<ApiJson<AttestationView>> {
-    let instance_id = auth.instance_id().to_owned();
-    documents::get(&state, &instance_id, ATTACHMENT, &attachment_id).await?;
+    attest(
+        &state,
+        &auth.key,
+        &attachment_id,
+        &assessment_id,
+        params.control_id,
+        request,
+    )
+    .await
+    .map(ApiJson)
+}
+
+/// Validates and stores an attestation by `key` (the API route and the dashboard's form).
+pub(crate) async fn attest(
+    state: &AppState,
+    key: &palisade_model::tenancy::ApiKey,
+    attachment_id: &str,
+    assessment_id: &str,
+    control_id: Option<String>,
+    request: AttestationRequest,
+) -> ApiResult<AttestationView> {
+    let instance_id = key.instance_id.clone();
+    documents::get(state, &instance_id, ATTACHMENT, attachment_id).await?;
     let mut errors = documents::BodyErrors::default();
     let status = match request.status.as_str() {
         "pass" => Some(AttestedStatus::Pass),
@@ -127,27 +148,27 @@ pub async fn put_attestation(
     errors.finish(())?;
     let status = status.ok_or_else(|| ApiError::internal("status checked above"))?;
     let attestation = Attestation {
-        assessment_id: assessment_id.clone(),
-        control_id: params.control_id.clone(),
+        assessment_id: assessment_id.to_owned(),
+        control_id: control_id.clone(),
         status,
         note: request.note,
         evidence: request.evidence,
-        attested_by: auth.key.id.clone(),
+        attested_by: key.id.clone(),
         attested_on: now,
         expires_on: request.expires_on,
     };
-    let id = attestation_id(&attachment_id, &assessment_id, params.control_id.as_deref());
+    let id = attestation_id(attachment_id, assessment_id, control_id.as_deref());
     let body = serde_json::to_value(&attestation)
         .map_err(|error| ApiError::internal(format!("attestation: {error}")))?;
-    match documents::replace(&state, &instance_id, ATTESTATION, &id, &body, None).await {
+    match documents::replace(state, &instance_id, ATTESTATION, &id, &body, None).await {
         Err(error) if error.code() == palisade_model::error::ErrorCode::NotFound => {
-            documents::insert(&state, &instance_id, ATTESTATION, &id, &body).await?;
+            documents::insert(state, &instance_id, ATTESTATION, &id, &body).await?;
         }
         other => {
             other?;
         }
     }
-    Ok(ApiJson(view(&attestation, now)))
+    Ok(view(&attestation, now))
 }
 
 /// Lists an attachment's attestations.

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use palisade_model::error::{ErrorCode, ErrorTarget};
 use palisade_store::findings::{
     FindingStatus, OccurrenceCursor, OccurrenceFilter, OccurrenceKey, ProviderQuery,
+    StoredOccurrence,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -769,7 +770,7 @@ fn time_parameter(name: &str, value: &Option<String>) -> ApiResult<Option<DateTi
         .transpose()
 }
 
-fn finding_filter(query: &FindingQuery) -> ApiResult<OccurrenceFilter> {
+pub(crate) fn finding_filter(query: &FindingQuery) -> ApiResult<OccurrenceFilter> {
     let severities: Vec<String> = list_of(&query.severity)
         .into_iter()
         .map(|severity| severity.to_ascii_uppercase())
@@ -815,7 +816,21 @@ fn finding_filter(query: &FindingQuery) -> ApiResult<OccurrenceFilter> {
     })
 }
 
-fn decode_cursor(token: Option<&str>) -> ApiResult<Option<OccurrenceCursor>> {
+/// The position of an occurrence in the time-ordered listing, before encoding as a page token.
+fn cursor_text(occurrence: &StoredOccurrence) -> String {
+    format!(
+        "{}|{}",
+        palisade_store::format_timestamp(occurrence.last_seen),
+        occurrence.seq
+    )
+}
+
+/// The page token that continues a listing after `occurrence` (the dashboard's "next" link).
+pub(crate) fn cursor_token(occurrence: &StoredOccurrence) -> String {
+    encode_token(&cursor_text(occurrence))
+}
+
+pub(crate) fn decode_cursor(token: Option<&str>) -> ApiResult<Option<OccurrenceCursor>> {
     let Some(text) = decode_token(token)? else {
         return Ok(None);
     };
@@ -862,13 +877,7 @@ pub async fn list_findings(
         .store
         .query_occurrences(auth.instance_id(), &filter, cursor.as_ref(), size)
         .await?;
-    let next_page_token = next_page_token(&occurrences, size, |last| {
-        format!(
-            "{}|{}",
-            palisade_store::format_timestamp(last.last_seen),
-            last.seq
-        )
-    });
+    let next_page_token = next_page_token(&occurrences, size, cursor_text);
     Ok(ApiJson(FindingList {
         findings: occurrences
             .iter()

@@ -12,3 +12,5 @@ mod inventory;
 mod notifications;
 mod operations;
 mod scheduler;
+mod ui;
+mod ui_browser;

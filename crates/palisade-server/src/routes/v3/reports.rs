@@ -392,7 +392,7 @@ impl ReportFormat {
             .map_or("csv", |(name, _)| name)
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::NAMES
             .iter()
             .find(|(known, _)| known.eq_ignore_ascii_case(name))
@@ -437,7 +437,7 @@ impl ReportFormat {
 
 /// Renders a stored report as a file, with its drift since the previous report of the same
 /// attachment.
-async fn render_report_file(
+pub(crate) async fn render_report_file(
     state: &AppState,
     instance_id: &str,
     report_id: &str,
