@@ -1,5 +1,6 @@
 //! Integration tests of the `palisade` binary, one module per command.
 
+mod collect;
 mod content;
 mod findings_sdk;
 mod hunt;
