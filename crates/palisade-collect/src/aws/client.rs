@@ -287,7 +287,12 @@ fn error_of(status: u16, text: &str) -> ApiError {
             );
         }
     }
-    let snippet: String = text.chars().take(200).collect();
+    // Proxies and emulators answer with HTML or text: keep one short line of it.
+    let snippet = match (text.find("<title>"), text.find("</title>")) {
+        (Some(start), Some(end)) if start + 7 <= end => text[start + 7..end].to_owned(),
+        _ => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    };
+    let snippet: String = snippet.chars().take(200).collect();
     ApiError::new(status, &format!("Http{status}"), snippet)
 }
 

@@ -28,7 +28,6 @@
 //! the SDK models, ids are ARNs.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -224,20 +223,16 @@ pub async fn collect_aws(
     // The concurrency limit bounds calls in flight to about `concurrency` regions' worth:
     // each region has 8 resource types, the global ones count as one region.
     let limit = config.concurrency.max(1) * 8;
-    let progress = Arc::new(progress);
     let results: Vec<(&'static str, Option<String>, Result<Part, ApiError>)> =
-        futures_util::stream::iter(jobs.into_iter().map(|job| {
-            let progress = Arc::clone(&progress);
-            async move {
-                progress.started(job.resource_type);
-                let result = job.task.await;
-                let (count, errors) = match &result {
-                    Ok(part) => (part.resources.len(), part.errors.len()),
-                    Err(_) => (0, 1),
-                };
-                progress.finished(job.resource_type, count, errors);
-                (job.resource_type, job.region, result)
-            }
+        futures_util::stream::iter(jobs.into_iter().map(|job| async move {
+            progress.started(job.resource_type);
+            let result = job.task.await;
+            let (count, errors) = match &result {
+                Ok(part) => (part.resources.len(), part.errors.len()),
+                Err(_) => (0, 1),
+            };
+            progress.finished(job.resource_type, count, errors);
+            (job.resource_type, job.region, result)
         }))
         .buffer_unordered(limit)
         .collect()

@@ -86,7 +86,8 @@ async fn bucket(
     config.insert("creation_date".into(), json!(creation_date));
     config.insert("region".into(), json!(region));
 
-    let fetch = |query: &'static str| client.s3_get(&region, Some(name), query);
+    let bucket_region: &str = &region;
+    let fetch = move |query: &'static str| client.s3_get(bucket_region, Some(name), query);
 
     let mut acl_public = false;
     match fetch("acl").await.and_then(parse_xml) {

@@ -156,8 +156,8 @@ impl XmlNode {
     }
 }
 
-fn local(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).into_owned()
+fn local(name: &str) -> String {
+    name.to_owned()
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use palisade_model::resource::Resource;
 use serde_json::{Map, Value, json};
 
-use super::{ImportOptions, pointer_token, string_field};
+use super::{ImportOptions, string_field};
 use crate::{CollectionError, CollectionOutput};
 
 /// Kinds whose pod template is at `spec.template.spec`.
@@ -165,10 +165,14 @@ pub fn import(source: &str, text: &str, options: &ImportOptions) -> CollectionOu
                 add_objects(source, &location, &value, options, &mut output);
             }
             Err(error) => {
+                // The parser may notice a problem only at the end of its document; the line
+                // reported stays inside that document, not on the next one.
+                let last_line = document.first_line + document.text.lines().count().max(1) - 1;
                 let line = error
                     .location()
-                    .map(|location| document.first_line + location.line() - 1)
-                    .unwrap_or(document.first_line);
+                    .map(|location| document.first_line + location.line().saturating_sub(1))
+                    .unwrap_or(document.first_line)
+                    .min(last_line);
                 output.errors.push(CollectionError::new(
                     source,
                     Some(format!("line {line}")),
@@ -221,7 +225,7 @@ fn add_objects(
                     .get("metadata")
                     .and_then(|metadata| metadata.get("name"))
                     .and_then(Value::as_str)
-                    .map(|name| format!(" ({})", pointer_token(name)))
+                    .map(|name| format!(" ({name})"))
                     .unwrap_or_default();
                 output.errors.push(CollectionError::new(
                     source,

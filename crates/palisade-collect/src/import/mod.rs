@@ -135,7 +135,7 @@ pub(crate) fn pointer_token(key: &str) -> String {
 }
 
 /// The records of a document that is either an array or an object holding an array under one
-/// of `keys`, with the JSON pointer of each record. `Err` when neither.
+/// of `keys`, with the JSON pointer of each record; `None` when neither.
 pub(crate) fn records_of<'a>(
     document: &'a Value,
     keys: &[&str],
