@@ -61,7 +61,7 @@ fn import_writes_good_resources_and_names_bad_records() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("manifests.yaml: line 41: not valid YAML"),
+        stderr.contains("manifests.yaml: line 43: not valid YAML"),
         "{stderr}"
     );
     assert!(
@@ -69,7 +69,7 @@ fn import_writes_good_resources_and_names_bad_records() {
         "summary table: {stderr}"
     );
     let resources = read_jsonl(&out);
-    assert_eq!(resources.len(), 8, "{resources:#?}");
+    assert_eq!(resources.len(), 7, "{resources:#?}");
     assert!(
         resources
             .iter()
@@ -113,7 +113,13 @@ fn host_collects_a_root_directory_to_stdout() {
         "--root",
         root.to_str().expect("utf-8 path"),
     ]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    // The fixture's /etc/passwd has a malformed line: reported, exit 1, the host still written.
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/etc/passwd: line 5: not a 7-field passwd line"),
+        "{stderr}"
+    );
     let lines: Vec<Value> = text(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).expect("JSON line"))

@@ -221,7 +221,7 @@ fn deliver(
                 }
             }
             eprintln!("pushed to {server}: {stored} stored, {duplicates} already there");
-            Ok(())
+            anyhow::Ok(())
         });
     }
     if destination.server.is_some() {

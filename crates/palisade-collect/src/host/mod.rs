@@ -197,10 +197,13 @@ pub fn collect_host(config: &HostConfig, collected_at: DateTime<Utc>) -> Collect
     users.insert("count".into(), json!(accounts.len()));
     host.insert("users".into(), Value::Object(users));
 
-    let user_names: BTreeMap<u32, String> = accounts
-        .iter()
-        .map(|account| (account.uid, account.name.clone()))
-        .collect();
+    // The first account of a uid names it (root, not a later uid-0 alias), as getpwuid does.
+    let mut user_names: BTreeMap<u32, String> = BTreeMap::new();
+    for account in &accounts {
+        user_names
+            .entry(account.uid)
+            .or_insert_with(|| account.name.clone());
+    }
     host.insert(
         "files".into(),
         Value::Object(reader.files(&user_names, &groups)),
