@@ -38,6 +38,10 @@ enum Command {
     Hunt(commands::hunt::HuntArgs),
     /// Scans an inventory against a profile, offline (for CI pipelines).
     Scan(commands::scan::ScanArgs),
+    /// Collects resources (AWS, this Linux host) or imports exports (Kubernetes, Terraform,
+    /// GCP, Azure, IBM Cloud), writing JSON Lines or pushing to a server's inventory.
+    #[command(subcommand)]
+    Collect(commands::collect::CollectCommand),
     /// Imports and inspects compliance content (control libraries, profiles, rules).
     #[command(subcommand)]
     Content(commands::content::ContentCommand),
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Netscan(args) => commands::netscan::run(args),
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Scan(args) => commands::scan::run(args),
+        Command::Collect(command) => commands::collect::run(command),
         Command::Content(command) => commands::content::run(command),
         Command::Plan(command) => commands::plan::run(command),
     };

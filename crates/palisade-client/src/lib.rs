@@ -2,7 +2,8 @@
 //!
 //! Errors keep the server's error body, so callers can show its code, message and trace id.
 
-use palisade_model::error::ErrorBody;
+use palisade_model::error::{ErrorBody, ErrorItem};
+use palisade_model::resource::Resource;
 use palisade_model::tenancy::{ApiKey, Role};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,29 @@ struct KeyList {
 }
 
 pub use reqwest::Method;
+
+/// One record the server refused in an inventory push (it is in the quarantine).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RejectedResource {
+    /// Position in the pushed batch.
+    pub index: usize,
+    /// The record's `id`, when it had one.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Why, with JSON pointers under `/resources/{index}`.
+    pub errors: Vec<ErrorItem>,
+}
+
+/// What an inventory push did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushOutcome {
+    /// Records stored as new versions.
+    pub stored: u64,
+    /// Records the server already had (same id and `collected_at`): retries.
+    pub duplicates: u64,
+    /// Records that failed validation.
+    pub rejected: Vec<RejectedResource>,
+}
 
 /// A client bound to one server and one key.
 #[derive(Debug, Clone)]
@@ -169,6 +193,31 @@ impl Client {
             self.http
                 .post(self.url(&format!("/instances/{instance_id}/v1/admission")))
                 .json(request),
+        )
+        .await
+    }
+
+    /// Pushes one batch of resources to the caller's instance inventory
+    /// (`POST /instances/{id}/v1/inventory`). Retrying the same batch is safe: the server stores
+    /// each (id, `collected_at`) once. Keep batches under the server's body limit (10 MiB by
+    /// default): a few thousand resources.
+    pub async fn push_inventory(&self, resources: &[Resource]) -> Result<PushOutcome, ClientError> {
+        let instance_id = self.whoami().await?.instance_id;
+        self.push_inventory_to(&instance_id, resources).await
+    }
+
+    /// Like [`Client::push_inventory`], for a known instance id (saves the `whoami` call when
+    /// pushing many batches).
+    pub async fn push_inventory_to(
+        &self,
+        instance_id: &str,
+        resources: &[Resource],
+    ) -> Result<PushOutcome, ClientError> {
+        let body = serde_json::json!({ "resources": resources });
+        self.send(
+            self.http
+                .post(self.url(&format!("/instances/{instance_id}/v1/inventory")))
+                .json(&body),
         )
         .await
     }

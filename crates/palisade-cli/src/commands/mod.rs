@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod collect;
 pub mod content;
 pub mod demo;
 pub mod hunt;
