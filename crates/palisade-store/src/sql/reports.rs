@@ -45,8 +45,11 @@ fn filter_sql(filter: &EvaluationFilter, with_page: bool) -> (String, Vec<String
         binds.push(rule_id.clone());
         binds.push(resource_id.clone());
         let (rule, resource) = (binds.len() + 1, binds.len() + 2);
+        // A row-value comparison, not `rule_id > r OR (rule_id = r AND …)`: SQLite seeks into
+        // the primary-key index only for the former (a later page of 100,000 evaluations took
+        // half a second with the OR form).
         conditions.push_str(&format!(
-            " AND (rule_id > ${rule} OR (rule_id = ${rule} AND resource_id > ${resource}))"
+            " AND (rule_id, resource_id) > (${rule}, ${resource})"
         ));
     }
     (conditions, binds)
