@@ -74,6 +74,7 @@ pub async fn run(
     let notification_worker = service::notifications::spawn_worker(state.clone(), workers_stopped);
     // Scheduled scans run while the server serves.
     let scheduler = service::scheduler::spawn(state.clone());
+    let governance = state.governance.clone();
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -89,6 +90,8 @@ pub async fn run(
         tracing::warn!("the notification worker did not stop within 30 s; aborted it");
     }
     scheduler.abort();
+    // Admission decisions answered but still queued for the decision log.
+    governance.decision_log.flush().await;
     served
 }
 
