@@ -197,10 +197,9 @@ fn server_mode_asks_the_admission_endpoint_and_the_decisions_are_logged() {
     let server = crate::support::ServerProcess::start(data_dir.path());
     let (key, instance_id) = server.bootstrap();
     let base = format!("/instances/{instance_id}");
-    let rules: Value = serde_json::from_str(
-        &std::fs::read_to_string(testdata("rules.json")).expect("rules"),
-    )
-    .expect("JSON");
+    let rules: Value =
+        serde_json::from_str(&std::fs::read_to_string(testdata("rules.json")).expect("rules"))
+            .expect("JSON");
     let mut rule = rules[0].clone();
     rule.as_object_mut().expect("object").remove("rule_id");
     let (status, body) = http(
@@ -225,7 +224,14 @@ fn server_mode_asks_the_admission_endpoint_and_the_decisions_are_logged() {
 
     let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
         .args(["plan", "check", &testdata("plan-public-bucket.json")])
-        .args(["--server", &server.url, "--key", &key, "--account", "111122223333"])
+        .args([
+            "--server",
+            &server.url,
+            "--key",
+            &key,
+            "--account",
+            "111122223333",
+        ])
         .args(["--format", "json"])
         .output()
         .expect("palisade runs");

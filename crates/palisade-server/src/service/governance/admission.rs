@@ -312,7 +312,15 @@ fn stored_decision(
             "region": resource.region,
             "name": resource.name,
         },
-        "violations": decision.violations,
+        // Which rules and why in short (the properties at fault); the full details with
+        // expected and found values went back in the answer, and would multiply the log's size.
+        "violations": decision.violations.iter().map(|violation| json!({
+            "rule_id": violation.rule_id,
+            "rule_name": violation.rule_name,
+            "action": violation.action,
+            "status": violation.status,
+            "properties": violation.details.iter().map(|detail| detail.property.as_str()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "rules_evaluated": decision.rules_evaluated,
         "templates_applied": decision.templates_applied,
         "patch": decision.patch,
@@ -379,7 +387,10 @@ impl DecisionLog {
             sender
         });
         match sender
-            .send(Message::Decision(instance_id.to_owned(), Box::new(decision)))
+            .send(Message::Decision(
+                instance_id.to_owned(),
+                Box::new(decision),
+            ))
             .await
         {
             Ok(()) => Ok(()),
