@@ -163,3 +163,94 @@ fn a_malformed_plan_names_the_pointer_and_exits_2() {
         .expect("palisade runs");
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// A minimal HTTP/1.1 request over a plain socket (`Connection: close`), so this test needs no
+/// HTTP client crate: returns the status and the body.
+fn http(url: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn server_mode_asks_the_admission_endpoint_and_the_decisions_are_logged() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let server = crate::support::ServerProcess::start(data_dir.path());
+    let (key, instance_id) = server.bootstrap();
+    let base = format!("/instances/{instance_id}");
+    let rules: Value =
+        serde_json::from_str(&std::fs::read_to_string(testdata("rules.json")).expect("rules"))
+            .expect("JSON");
+    let mut rule = rules[0].clone();
+    rule.as_object_mut().expect("object").remove("rule_id");
+    let (status, body) = http(
+        &server.url,
+        "POST",
+        &format!("{base}/config/v1/rules"),
+        &key,
+        &serde_json::json!({"rules": [{"rule": rule}]}).to_string(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).expect("JSON");
+    let rule_id = created["rules"][0]["rule"]["rule_id"].as_str().expect("id");
+    let (status, body) = http(
+        &server.url,
+        "POST",
+        &format!("{base}/config/v1/rules/{rule_id}/attachments"),
+        &key,
+        r#"{"attachments": [{"account_id": "111122223333",
+            "included_scope": {"scope_id": "111122223333", "scope_type": "account"}}]}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["plan", "check", &testdata("plan-public-bucket.json")])
+        .args([
+            "--server",
+            &server.url,
+            "--key",
+            &key,
+            "--account",
+            "111122223333",
+        ])
+        .args(["--format", "json"])
+        .output()
+        .expect("palisade runs");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let document: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(document["violations"][0]["rule_id"], rule_id);
+    assert_eq!(
+        document["violations"][0]["address"],
+        "aws_s3_bucket_public_access_block.logs"
+    );
+
+    let (status, body) = http(
+        &server.url,
+        "GET",
+        &format!("{base}/v1/admission/decisions?source=terraform"),
+        &key,
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let log: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(log["decisions"].as_array().map(Vec::len), Some(4), "{body}");
+}

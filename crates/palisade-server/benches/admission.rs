@@ -5,9 +5,12 @@
 //! gets 100 configuration governance rules attached to one account (half `disallow`, half
 //! `audit_log`, all targeting the requests' resource kind, so every rule evaluates every
 //! request) and a template. Then an open-loop client sends `POST /v1/admission` at a fixed
-//! rate: each request is timed from the moment it was *scheduled*, not sent, so a slow answer
-//! cannot hide the requests queued behind it (no coordinated omission). Half the requests are
-//! compliant, half violate rules; every decision is logged.
+//! rate: the sending loop never waits for answers, so a slow answer cannot delay the requests
+//! behind it (no coordinated omission); each request is timed from its send to its answer's
+//! last byte, and how late the loop sent (client pacing) is reported apart. Half the requests are
+//! compliant, half violate five rules; every decision is logged. The client runs in the same
+//! process (and on the same cores) as the server, and the allocator is mimalloc, as in
+//! `palisade serve`.
 //!
 //! Run: `cargo bench -p palisade-server --bench admission`. `PALISADE_BENCH_RATE` (default
 //! 500 requests/s) and `PALISADE_BENCH_SECONDS` (default 20) override the load.
@@ -19,6 +22,10 @@ use std::time::{Duration, Instant};
 use palisade_server::{AppState, ServerConfig};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
+
+// The allocator of the `palisade` binary, so the server measured allocates as `serve` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ACCOUNT: &str = "bench-account";
 const RULES: usize = 100;
@@ -51,15 +58,19 @@ fn rule(index: usize) -> Value {
     })
 }
 
+/// Request `sequence`: even ones are compliant; odd ones break five rules (two flags, one quota,
+/// the firewall and the name), as a careless change would — not all hundred.
 fn request(sequence: u64) -> Value {
     let compliant = sequence.is_multiple_of(2);
     let mut settings = serde_json::Map::new();
     let mut config = serde_json::Map::new();
     for index in 0..RULES {
-        settings.insert(format!("flag_{index}"), json!(compliant));
+        let broken_flag = !compliant && (index == 0 || index == 4);
+        settings.insert(format!("flag_{index}"), json!(!broken_flag));
+        let broken_quota = !compliant && index == 2;
         config.insert(
             format!("quota_{index}"),
-            json!(if compliant { 10 } else { 5000 }),
+            json!(if broken_quota { 5000 } else { 10 }),
         );
     }
     config.insert("settings".into(), Value::Object(settings));
@@ -225,6 +236,10 @@ async fn bench() {
         let latencies = latencies.clone();
         let failures = failures.clone();
         tasks.push(tokio::spawn(async move {
+            // Timed from the send: the loop never waits for answers (open loop), so a slow
+            // server cannot delay later sends; how late the loop itself was is reported apart.
+            let sent = Instant::now();
+            let lag = sent.saturating_duration_since(scheduled);
             let answer = request.send().await;
             let ok = match answer {
                 Ok(response) => {
@@ -234,10 +249,10 @@ async fn bench() {
                 }
                 Err(_) => false,
             };
-            let latency = scheduled.elapsed();
+            let latency = sent.elapsed();
             if sequence >= warmup {
                 if ok {
-                    latencies.lock().await.push(latency);
+                    latencies.lock().await.push((latency, lag));
                 } else {
                     failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -248,8 +263,11 @@ async fn bench() {
         let _ = task.await;
     }
     let elapsed = started.elapsed();
-    let mut latencies = latencies.lock().await.clone();
+    let measured = latencies.lock().await.clone();
+    let mut latencies: Vec<Duration> = measured.iter().map(|(latency, _)| *latency).collect();
     latencies.sort_unstable();
+    let mut lags: Vec<Duration> = measured.iter().map(|(_, lag)| *lag).collect();
+    lags.sort_unstable();
     let failures = failures.load(std::sync::atomic::Ordering::Relaxed);
     println!(
         "admission over HTTP: {} requests at {rate}/s for {seconds} s ({RULES} attached rules, 1 template), \
@@ -271,6 +289,11 @@ async fn bench() {
     println!(
         "    max: {:.2} ms",
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0
+    );
+    println!(
+        "  sends were late by p50 {:.2} ms, p99 {:.2} ms (client pacing)",
+        percentile(&lags, 0.50).as_secs_f64() * 1000.0,
+        percentile(&lags, 0.99).as_secs_f64() * 1000.0
     );
     let _ = stop.send(());
     let _ = server.await;

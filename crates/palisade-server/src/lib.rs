@@ -79,6 +79,7 @@ pub async fn run(
     let insights_worker = service::insights::spawn_worker(state.clone(), workers_stopped);
     // Scheduled scans run while the server serves.
     let scheduler = service::scheduler::spawn(state.clone());
+    let governance = state.governance.clone();
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -103,6 +104,8 @@ pub async fn run(
         abort.abort();
         tracing::warn!("the insights worker did not stop within 30 s; aborted it");
     }
+    // Admission decisions answered but still queued for the decision log.
+    governance.decision_log.flush().await;
     served
 }
 

@@ -160,6 +160,8 @@ pub async fn list_decisions(
         before,
         limit: Some(page_size),
     };
+    // Read your own writes: decisions still queued for the log are committed first.
+    state.governance.decision_log.flush().await;
     let decisions = state
         .store
         .list_decisions(auth.instance_id(), &filter)
@@ -187,6 +189,7 @@ pub async fn get_decision(
     auth: Authorized<ReadAccess>,
     Path((_instance_id, decision_id)): Path<(String, String)>,
 ) -> ApiResult<ApiJson<Value>> {
+    state.governance.decision_log.flush().await;
     let decision = state
         .store
         .get_decision(auth.instance_id(), &decision_id)

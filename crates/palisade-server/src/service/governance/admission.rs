@@ -12,11 +12,11 @@
 //!    is a violation with its action.
 //! 3. Any `disallow` violation denies; `audit_log` (and monitor-only) violations allow.
 //!    Violations are listed `disallow` first, then `audit_log`, then monitor-only.
-//! 4. The decision (who, what, which rules, outcome) is appended to the log before the answer.
+//! 4. The decision (who, what, which rules, outcome) goes to the decision log.
 //!
-//! The log is written through a group-commit writer ([`DecisionLog`]): concurrent decisions wait
-//! for one shared transaction instead of paying a durable commit each, so the answer still
-//! means "logged" while a busy endpoint commits a batch at a time.
+//! The log is written by a batching writer ([`DecisionLog`]) that commits whatever decisions are
+//! waiting in one transaction, after the answer: see there for why, and for what a crash can
+//! lose.
 
 use std::collections::HashMap;
 
@@ -312,7 +312,15 @@ fn stored_decision(
             "region": resource.region,
             "name": resource.name,
         },
-        "violations": decision.violations,
+        // Which rules and why in short (the properties at fault); the full details with
+        // expected and found values went back in the answer, and would multiply the log's size.
+        "violations": decision.violations.iter().map(|violation| json!({
+            "rule_id": violation.rule_id,
+            "rule_name": violation.rule_name,
+            "action": violation.action,
+            "status": violation.status,
+            "properties": violation.details.iter().map(|detail| detail.property.as_str()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "rules_evaluated": decision.rules_evaluated,
         "templates_applied": decision.templates_applied,
         "patch": decision.patch,
@@ -339,21 +347,34 @@ fn stored_decision(
 
 /// Decisions one group commit writes at most.
 const MAX_BATCH: usize = 256;
+/// Attempts at committing one batch before its decisions are given up (and logged as lost).
+const WRITE_ATTEMPTS: u32 = 3;
 
-type Pending = (
-    String,
-    StoredDecision,
-    oneshot::Sender<Result<(), ApiError>>,
-);
+/// What the decision log writer receives.
+enum Message {
+    /// A decision of an instance to append.
+    Decision(String, Box<StoredDecision>),
+    /// Answered once every decision sent before it is committed (or given up).
+    Flush(oneshot::Sender<()>),
+}
 
-/// The group-commit writer of the decision log, started on first use in the current runtime.
+/// The decision log writer: decisions are queued and committed in batches by one task, started
+/// on first use in the current runtime.
+///
+/// The answer to a request does not wait for its decision's commit: a durable commit (an fsync
+/// with `synchronous=FULL`) costs milliseconds on ordinary disks, more than the whole decision,
+/// and a provisioning pipeline or the Kubernetes API server should not wait on the audit trail.
+/// What a crash can lose is the batch in flight (decisions of the last few milliseconds); a
+/// graceful shutdown flushes ([`DecisionLog::flush`]). The queue is bounded, so a store that
+/// falls behind slows admission down instead of growing memory. Reads of the log flush first,
+/// so a client sees its own decisions.
 #[derive(Default)]
 pub struct DecisionLog {
-    sender: std::sync::OnceLock<mpsc::Sender<Pending>>,
+    sender: std::sync::OnceLock<mpsc::Sender<Message>>,
 }
 
 impl DecisionLog {
-    /// Appends a decision and returns once it is committed.
+    /// Queues a decision for the log.
     pub async fn record(
         &self,
         state: &AppState,
@@ -365,44 +386,75 @@ impl DecisionLog {
             tokio::spawn(write_batches(state.clone(), receiver));
             sender
         });
-        let (done, committed) = oneshot::channel();
-        match sender.send((instance_id.to_owned(), decision, done)).await {
-            Ok(()) => committed
-                .await
-                .map_err(|_| ApiError::internal("the decision log writer stopped"))?,
+        match sender
+            .send(Message::Decision(
+                instance_id.to_owned(),
+                Box::new(decision),
+            ))
+            .await
+        {
+            Ok(()) => Ok(()),
             // The writer's runtime is gone (a test runtime ended): write directly.
-            Err(mpsc::error::SendError((instance_id, decision, _))) => Ok(state
+            Err(mpsc::error::SendError(Message::Decision(instance_id, decision))) => Ok(state
                 .store
-                .record_decisions(&instance_id, &[decision])
+                .record_decisions(&instance_id, &[*decision])
                 .await?),
+            Err(mpsc::error::SendError(Message::Flush(_))) => Ok(()),
+        }
+    }
+
+    /// Returns once every decision queued before the call is committed (or given up).
+    pub async fn flush(&self) {
+        let Some(sender) = self.sender.get() else {
+            return;
+        };
+        let (done, flushed) = oneshot::channel();
+        if sender.send(Message::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
         }
     }
 }
 
-/// Takes whatever decisions are waiting (up to [`MAX_BATCH`]) and commits them together.
-async fn write_batches(state: AppState, mut receiver: mpsc::Receiver<Pending>) {
+/// Takes whatever is waiting (up to [`MAX_BATCH`] messages), commits the decisions one
+/// transaction per instance, then answers the flushes that came with them.
+async fn write_batches(state: AppState, mut receiver: mpsc::Receiver<Message>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut by_instance: HashMap<String, Vec<Pending>> = HashMap::new();
-        for pending in batch.drain(..) {
-            by_instance
-                .entry(pending.0.clone())
-                .or_default()
-                .push(pending);
-        }
-        for (instance_id, pendings) in by_instance {
-            let decisions: Vec<StoredDecision> = pendings
-                .iter()
-                .map(|(_, decision, _)| decision.clone())
-                .collect();
-            let outcome = state
-                .store
-                .record_decisions(&instance_id, &decisions)
-                .await
-                .map_err(ApiError::from);
-            for (_, _, done) in pendings {
-                let _ = done.send(outcome.clone());
+        let mut by_instance: HashMap<String, Vec<StoredDecision>> = HashMap::new();
+        let mut flushes = Vec::new();
+        for message in batch.drain(..) {
+            match message {
+                Message::Decision(instance_id, decision) => {
+                    by_instance.entry(instance_id).or_default().push(*decision);
+                }
+                Message::Flush(done) => flushes.push(done),
             }
+        }
+        for (instance_id, decisions) in by_instance {
+            write_with_retries(&state, &instance_id, &decisions).await;
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn write_with_retries(state: &AppState, instance_id: &str, decisions: &[StoredDecision]) {
+    for attempt in 1..=WRITE_ATTEMPTS {
+        match state.store.record_decisions(instance_id, decisions).await {
+            // A conflict means an earlier attempt did commit before its error reached us.
+            Ok(()) | Err(palisade_store::StoreError::Conflict(_)) => return,
+            Err(error) if attempt < WRITE_ATTEMPTS => {
+                tracing::warn!(instance_id, attempt, error = %error, "writing admission decisions failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
+                    .await;
+            }
+            Err(error) => tracing::error!(
+                instance_id,
+                lost = decisions.len(),
+                error = %error,
+                "admission decisions could not be written to the decision log and are lost"
+            ),
         }
     }
 }
