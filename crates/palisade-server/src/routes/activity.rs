@@ -43,14 +43,6 @@ pub struct EventsParams {
     pub format: Option<AuditSourceFormat>,
 }
 
-fn ingest_status(answer: &IngestAnswer) -> StatusCode {
-    if answer.batch.status == "pending" {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    }
-}
-
 /// Accepts a batch of audit events: CloudTrail `{"Records":[…]}` objects, JSON arrays or JSON
 /// Lines of CloudTrail, IBM Activity Tracker (CADF) or Kubernetes audit events, plain or
 /// gzipped. Bad records are answered with their line and skipped; the good ones are durable
@@ -92,7 +84,7 @@ pub async fn ingest_events(
     )
     .await?;
     let answer = insights::answer(&state, batch, ingest.wait, decoded.rejections).await?;
-    Ok((ingest_status(&answer), ApiJson(answer)))
+    Ok((answer.status_code(), ApiJson(answer)))
 }
 
 /// Lists the instance's activity batches, newest first.
@@ -288,11 +280,7 @@ pub async fn put_pack(
     };
     let body = serde_json::to_value(&pack)
         .map_err(|error| ApiError::internal(format!("rule pack: {error}")))?;
-    if existing.is_some() {
-        documents::replace(&state, &instance_id, PACK, &pack_id, &body, None).await?;
-    } else {
-        documents::insert(&state, &instance_id, PACK, &pack_id, &body).await?;
-    }
+    documents::upsert(&state, &instance_id, PACK, &pack_id, &body).await?;
     let view = pack_views(&state, &instance_id)
         .await?
         .into_iter()

@@ -160,14 +160,7 @@ pub(crate) async fn attest(
     let id = attestation_id(attachment_id, assessment_id, control_id.as_deref());
     let body = serde_json::to_value(&attestation)
         .map_err(|error| ApiError::internal(format!("attestation: {error}")))?;
-    match documents::replace(state, &instance_id, ATTESTATION, &id, &body, None).await {
-        Err(error) if error.code() == palisade_model::error::ErrorCode::NotFound => {
-            documents::insert(state, &instance_id, ATTESTATION, &id, &body).await?;
-        }
-        other => {
-            other?;
-        }
-    }
+    documents::upsert(state, &instance_id, ATTESTATION, &id, &body).await?;
     Ok(view(&attestation, now))
 }
 

@@ -91,12 +91,7 @@ pub async fn ingest_flows(
     )
     .await?;
     let answer = insights::answer(&state, batch, ingest.wait, decoded.rejections).await?;
-    let status = if answer.batch.status == "pending" {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, ApiJson(answer)))
+    Ok((answer.status_code(), ApiJson(answer)))
 }
 
 /// Lists the instance's flow batches, newest first.

@@ -195,6 +195,31 @@ pub async fn replace(
     }
 }
 
+/// Creates a document or replaces its body (singleton settings, attestations, uploaded packs).
+/// A concurrent creation of the same id makes the insert clash; the update then wins.
+pub async fn upsert(
+    state: &AppState,
+    instance_id: &str,
+    kind: Kind,
+    id: &str,
+    body: &Value,
+) -> ApiResult<Document> {
+    let update = || {
+        state
+            .store
+            .update_document(instance_id, kind.store_kind, id, body, None, Utc::now())
+    };
+    match update().await {
+        Err(palisade_store::StoreError::NotFound(_)) => {
+            match insert(state, instance_id, kind, id, body).await {
+                Err(error) if error.code() == ErrorCode::Conflict => Ok(update().await?),
+                other => other,
+            }
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Deletes a document, or 404.
 pub async fn delete(state: &AppState, instance_id: &str, kind: Kind, id: &str) -> ApiResult<()> {
     if state

@@ -155,24 +155,8 @@ pub async fn save_settings(
 ) -> ApiResult<()> {
     let body = serde_json::to_value(settings)
         .map_err(|error| ApiError::internal(format!("activity settings: {error}")))?;
-    match state
-        .store
-        .update_document(
-            instance_id,
-            SETTINGS.store_kind,
-            SETTINGS_ID,
-            &body,
-            None,
-            Utc::now(),
-        )
-        .await
-    {
-        Err(palisade_store::StoreError::NotFound(_)) => {
-            documents::insert(state, instance_id, SETTINGS, SETTINGS_ID, &body).await?;
-            Ok(())
-        }
-        other => other.map(|_| ()).map_err(ApiError::from),
-    }
+    documents::upsert(state, instance_id, SETTINGS, SETTINGS_ID, &body).await?;
+    Ok(())
 }
 
 /// Every uploaded pack of an instance with its document version.

@@ -149,6 +149,18 @@ pub struct IngestAnswer {
     pub rejected: Vec<RejectedRecord>,
 }
 
+impl IngestAnswer {
+    /// `202 Accepted` while the batch waits for the worker, `200` once it was processed
+    /// (`?wait=true`).
+    pub fn status_code(&self) -> axum::http::StatusCode {
+        if self.batch.status == BatchStatus::Pending.as_str() {
+            axum::http::StatusCode::ACCEPTED
+        } else {
+            axum::http::StatusCode::OK
+        }
+    }
+}
+
 /// Longest list of rejected records an answer carries.
 pub const MAX_REPORTED_REJECTIONS: usize = 1000;
 

@@ -105,24 +105,8 @@ pub async fn save_config(
     })?;
     let body = serde_json::to_value(config)
         .map_err(|error| ApiError::internal(format!("detector configuration: {error}")))?;
-    match state
-        .store
-        .update_document(
-            instance_id,
-            DETECTORS.store_kind,
-            DETECTORS_ID,
-            &body,
-            None,
-            Utc::now(),
-        )
-        .await
-    {
-        Err(palisade_store::StoreError::NotFound(_)) => {
-            documents::insert(state, instance_id, DETECTORS, DETECTORS_ID, &body).await?;
-            Ok(())
-        }
-        other => other.map(|_| ()).map_err(ApiError::from),
-    }
+    documents::upsert(state, instance_id, DETECTORS, DETECTORS_ID, &body).await?;
+    Ok(())
 }
 
 /// A feed as the API shows it.
