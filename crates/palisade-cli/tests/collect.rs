@@ -57,7 +57,7 @@ fn import_writes_good_resources_and_names_bad_records() {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("kubectl-list.json: /items/3: `metadata.name` is missing"),
+        stderr.contains("kubectl-list.json: /items/3/metadata/name: missing metadata.name"),
         "{stderr}"
     );
     assert!(

@@ -9,8 +9,8 @@
 //!   YAML manifests), Terraform state and plan JSON, GCP Cloud Asset Inventory JSON lines, Azure
 //!   Resource Graph results, IBM Cloud resource JSON. Pure functions of the bytes they are given;
 //!   a bad record is reported with its file and line or JSON pointer and the rest still imports.
-//!   [`import::kubernetes::kubernetes_resource`] is the one Kubernetes object → resource mapping,
-//!   public so the admission webhook can share it.
+//!   Kubernetes objects are mapped by `palisade_model::kubernetes`, the one mapping the admission
+//!   webhooks share.
 //! - [`host`]: the Linux machine it runs on (sshd, sysctl, login.defs, accounts, file modes,
 //!   listening ports, packages, kernel, auditd, firewall). Parsing is pure (`host::parse`); a thin
 //!   layer reads the files under a root directory, so the whole collection also runs on a

@@ -1,19 +1,23 @@
 //! Kubernetes objects as normalised [`Resource`]s: the one mapping the admission webhooks and the
-//! Kubernetes importer share, so a rule written for `kubectl get -o json` output also guards
-//! `kubectl apply`.
+//! Kubernetes importer (`palisade collect import kubernetes`) share, so a rule written for
+//! `kubectl get -o json` output also guards `kubectl apply`.
 //!
 //! The layout is content/README.md's collector contract for `kubernetes`:
 //!
 //! - Workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job,
 //!   CronJob) are `kubernetes` / `workload`; their pod template's `spec` is lifted to
-//!   `config.pod_spec`, so one rule covers a Pod and every controller that makes Pods.
-//! - Any other kind is `kubernetes` / the kind in lowercase (`service`, `namespace`,
-//!   `ingress`), with the object's own top-level fields (`spec`, `data`, `rules` …) in `config`.
-//! - `config` always has `kind`, `api_version` and `metadata` (`name`, `namespace`, `labels`,
-//!   `annotations`); field names stay as the Kubernetes API writes them (camelCase).
+//!   `config.pod_spec`, so one rule covers a Pod and every controller that makes Pods. A
+//!   controller's own `spec` stays in `config.spec`, without the template (not stored twice).
+//! - Any other kind is `kubernetes` / `object`, with the object's own top-level fields (`spec`,
+//!   `data`, `rules`, `subjects` …) in `config`.
+//! - `config` always has `kind`, `api_version` and `metadata`; field names stay as the Kubernetes
+//!   API writes them (camelCase). `metadata` drops `managedFields` and kubectl's
+//!   `last-applied-configuration` annotation, which only repeat the object; `status` is left
+//!   out: it is runtime state, not configuration.
 //! - The envelope: `environment` `kubernetes`, `account_id` the cluster, `resource_group` the
-//!   namespace, `name` the object's name, `tags` its labels, `id` its `metadata.uid` — or, for an
-//!   object not created yet, `{cluster}/{namespace}/{kind}/{name}`.
+//!   namespace, `name` the object's name (or its `generateName`, as Pods made by controllers
+//!   arrive at admission), `tags` its labels, `id` its `metadata.uid` — or, for an object not
+//!   created yet, `k8s://{cluster}/{apiVersion}/{kind}/{namespace}/{name}`.
 //!
 //! [`KubernetesResource::object_pointer`] maps a JSON pointer into `config` back into the
 //! object, which is how a template's JSON Patch on the resource becomes a patch a mutating
@@ -28,6 +32,11 @@ use crate::resource::Resource;
 pub const SERVICE_NAME: &str = "kubernetes";
 /// The `resource_kind` of workloads.
 pub const WORKLOAD_KIND: &str = "workload";
+/// The `resource_kind` of every other object.
+pub const OBJECT_KIND: &str = "object";
+
+/// kubectl's copy of the whole object, kept in an annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A Kubernetes object mapped to a resource, with where its pod spec came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,23 +65,35 @@ fn error(pointer: &str, message: impl Into<String>) -> MappingError {
     }
 }
 
-/// Where each workload kind keeps its pod spec.
-fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
+/// Where each workload kind keeps its pod spec, and its template inside `spec` (removed from the
+/// controller's spec once lifted).
+fn pod_spec_pointer(kind: &str) -> Option<(&'static str, &'static [&'static str])> {
     match kind {
-        "Pod" => Some("/spec"),
+        "Pod" => Some(("/spec", &[])),
         "Deployment"
         | "StatefulSet"
         | "DaemonSet"
         | "ReplicaSet"
         | "ReplicationController"
-        | "Job" => Some("/spec/template/spec"),
-        "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
+        | "Job" => Some(("/spec/template/spec", &["template"])),
+        "CronJob" => Some((
+            "/spec/jobTemplate/spec/template/spec",
+            &["jobTemplate", "spec", "template"],
+        )),
         _ => None,
     }
 }
 
-/// Maps a Kubernetes object (as `kubectl get -o json` or an `AdmissionReview` carries it) to a
-/// resource of cluster `cluster`, collected at `collected_at`.
+/// A string that is present and not empty.
+fn non_empty(value: Option<&Value>) -> Option<&str> {
+    value
+        .and_then(Value::as_str)
+        .filter(|text| !text.is_empty())
+}
+
+/// Maps a Kubernetes object (as `kubectl get -o json`, a manifest or an `AdmissionReview`
+/// carries it) to a resource of cluster `cluster` (empty when unknown), collected at
+/// `collected_at`.
 pub fn resource_from_object(
     object: &Value,
     cluster: &str,
@@ -81,26 +102,19 @@ pub fn resource_from_object(
     let Some(fields) = object.as_object() else {
         return Err(error("", "a Kubernetes object must be a JSON object"));
     };
-    let kind = match fields.get("kind") {
-        Some(Value::String(kind)) if !kind.is_empty() => kind.as_str(),
-        _ => return Err(error("/kind", "missing kind (a non-empty string)")),
+    let Some(kind) = non_empty(fields.get("kind")) else {
+        return Err(error("/kind", "missing kind (a non-empty string)"));
     };
-    let api_version = fields
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    // Optional: every object the API server sends has one, but hand-written manifests and
+    // admission tests do not always.
+    let api_version = non_empty(fields.get("apiVersion")).unwrap_or_default();
     let empty = Map::new();
     let metadata = match fields.get("metadata") {
         Some(Value::Object(metadata)) => metadata,
         None | Some(Value::Null) => &empty,
         Some(_) => return Err(error("/metadata", "metadata must be an object")),
     };
-    let text = |key: &str| {
-        metadata
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|text| !text.is_empty())
-    };
+    let text = |key: &str| non_empty(metadata.get(key));
     let Some(name) = text("name").or_else(|| text("generateName")) else {
         return Err(error(
             "/metadata/name",
@@ -113,10 +127,12 @@ pub fn resource_from_object(
         _ => Map::new(),
     };
 
-    let mut kept_metadata = Map::new();
-    for key in ["name", "generateName", "namespace", "labels", "annotations"] {
-        if let Some(value) = metadata.get(key).filter(|value| !value.is_null()) {
-            kept_metadata.insert(key.to_owned(), value.clone());
+    let mut kept_metadata = metadata.clone();
+    kept_metadata.remove("managedFields");
+    if let Some(Value::Object(annotations)) = kept_metadata.get_mut("annotations") {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            kept_metadata.remove("annotations");
         }
     }
     let mut config = Map::new();
@@ -124,16 +140,30 @@ pub fn resource_from_object(
     config.insert("api_version".into(), Value::String(api_version.to_owned()));
     config.insert("metadata".into(), Value::Object(kept_metadata));
 
-    let pod_spec_pointer = pod_spec_pointer(kind);
-    let resource_kind = match pod_spec_pointer {
-        Some(pointer) => {
+    let workload = pod_spec_pointer(kind);
+    let resource_kind = match workload {
+        Some((pointer, template_path)) => {
             let pod_spec = match object.pointer(pointer) {
                 Some(Value::Object(spec)) => Value::Object(spec.clone()),
                 None | Some(Value::Null) => Value::Object(Map::new()),
                 Some(_) => return Err(error(pointer, "the pod spec must be an object")),
             };
+            if let Some((template, parents)) = template_path.split_last() {
+                // The controller's own settings (replicas, schedule …) without the template.
+                let mut spec = fields.get("spec").cloned().unwrap_or(Value::Null);
+                let mut parent = Some(&mut spec);
+                for key in parents {
+                    parent = parent.and_then(|value| value.get_mut(*key));
+                }
+                if let Some(Value::Object(parent)) = parent {
+                    parent.remove(*template);
+                }
+                if !spec.is_null() {
+                    config.insert("spec".into(), spec);
+                }
+            }
             config.insert("pod_spec".into(), pod_spec);
-            WORKLOAD_KIND.to_owned()
+            WORKLOAD_KIND
         }
         None => {
             for (key, value) in fields {
@@ -141,14 +171,22 @@ pub fn resource_from_object(
                     config.insert(key.clone(), value.clone());
                 }
             }
-            kind.to_ascii_lowercase()
+            OBJECT_KIND
         }
     };
+    // The uid identifies an object for its whole life; manifests and objects under admission
+    // have none yet, so they are named by what makes them unique in a cluster.
     let id = match text("uid") {
         Some(uid) => uid.to_owned(),
         None => format!(
-            "{cluster}/{}/{kind}/{name}",
-            namespace.unwrap_or("_cluster")
+            "k8s://{}/{}{kind}/{}{name}",
+            if cluster.is_empty() { "-" } else { cluster },
+            if api_version.is_empty() {
+                String::new()
+            } else {
+                format!("{api_version}/")
+            },
+            namespace.map(|ns| format!("{ns}/")).unwrap_or_default()
         ),
     };
     Ok(KubernetesResource {
@@ -157,7 +195,7 @@ pub fn resource_from_object(
             environment: "kubernetes".to_owned(),
             account_id: cluster.to_owned(),
             service_name: SERVICE_NAME.to_owned(),
-            resource_kind,
+            resource_kind: resource_kind.to_owned(),
             region: None,
             resource_group: namespace.map(str::to_owned),
             name: Some(name.to_owned()),
@@ -165,7 +203,7 @@ pub fn resource_from_object(
             config: Value::Object(config),
             collected_at,
         },
-        pod_spec_pointer,
+        pod_spec_pointer: workload.map(|(pointer, _)| pointer),
     })
 }
 
@@ -227,7 +265,8 @@ mod tests {
         assert_eq!(
             resource.config,
             json!({"kind": "Deployment", "api_version": "apps/v1",
-                   "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+                   "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "labels": {"app": "web"}},
+                   "spec": {"replicas": 2},
                    "pod_spec": {"hostNetwork": false, "containers": [{"name": "web", "image": "web:1"}]}})
         );
         assert_eq!(
@@ -247,7 +286,12 @@ mod tests {
             "metadata": {"name": "nightly", "namespace": "ops"},
             "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
         let mapped = resource_from_object(&cronjob, "c", now()).expect("maps");
-        assert_eq!(mapped.resource.id, "c/ops/CronJob/nightly");
+        assert_eq!(mapped.resource.id, "k8s://c/batch/v1/CronJob/ops/nightly");
+        assert_eq!(
+            mapped.resource.config["spec"],
+            json!({"jobTemplate": {"spec": {}}}),
+            "the controller's spec stays, without its template"
+        );
         assert_eq!(
             mapped.resource.config["pod_spec"],
             json!({"containers": []})
@@ -267,7 +311,7 @@ mod tests {
             "metadata": {"name": "web", "namespace": "shop"}, "spec": {"type": "LoadBalancer"},
             "status": {}});
         let mapped = resource_from_object(&service, "c", now()).expect("maps");
-        assert_eq!(mapped.resource.resource_kind, "service");
+        assert_eq!(mapped.resource.resource_kind, "object");
         assert_eq!(mapped.resource.config["spec"]["type"], "LoadBalancer");
         assert!(mapped.resource.config.get("status").is_none());
         assert_eq!(mapped.pod_spec_pointer, None);
@@ -283,10 +327,14 @@ mod tests {
         let cases = [
             (json!([]), ""),
             (json!({"metadata": {"name": "x"}}), "/kind"),
-            (json!({"kind": "Pod"}), "/metadata/name"),
-            (json!({"kind": "Pod", "metadata": 3}), "/metadata"),
+            (json!({"kind": "Pod", "apiVersion": "v1"}), "/metadata/name"),
             (
-                json!({"kind": "Deployment", "metadata": {"name": "x"}, "spec": {"template": {"spec": []}}}),
+                json!({"kind": "Pod", "apiVersion": "v1", "metadata": 3}),
+                "/metadata",
+            ),
+            (
+                json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "x"},
+                       "spec": {"template": {"spec": []}}}),
                 "/spec/template/spec",
             ),
         ];

@@ -1,5 +1,8 @@
 //! Terraform plan JSON (`terraform show -json PLAN`) as normalised [`Resource`]s, for
-//! `palisade plan check` and the Terraform importer.
+//! `palisade plan check`: guardrails judge each planned resource by its provider's attributes.
+//! (The inventory importer, `palisade collect import terraform`, keeps the other shape the
+//! catalogue documents, `terraform/resource` with the attributes under `config.values`, since
+//! inventory rules are written against it.)
 //!
 //! Each managed resource the plan creates or updates becomes one resource:
 //!
