@@ -42,6 +42,10 @@ enum Command {
     /// GCP, Azure, IBM Cloud), writing JSON Lines or pushing to a server's inventory.
     #[command(subcommand)]
     Collect(commands::collect::CollectCommand),
+    /// Runs the collector agent: registers with a one-time code, then collects the jobs the
+    /// server hands it and pushes them, spooled on disk until acknowledged.
+    #[command(subcommand)]
+    Collector(commands::collector::CollectorCommand),
     /// Imports and inspects compliance content (control libraries, profiles, rules).
     #[command(subcommand)]
     Content(commands::content::ContentCommand),
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Scan(args) => commands::scan::run(args),
         Command::Collect(command) => commands::collect::run(command),
+        Command::Collector(command) => commands::collector::run(command),
         Command::Content(command) => commands::content::run(command),
         Command::Plan(command) => commands::plan::run(command),
     };

@@ -1,6 +1,7 @@
 //! Integration tests of the `palisade` binary, one module per command.
 
 mod collect;
+mod collector;
 mod config_governance_sdk;
 mod content;
 mod demo;

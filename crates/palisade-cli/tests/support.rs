@@ -22,8 +22,13 @@ impl ServerProcess {
 
     /// Like [`ServerProcess::start`], with more `serve` flags (e.g. `--allow-insecure-webhooks`).
     pub fn start_with_args(data_dir: &Path, extra_args: &[&str]) -> Self {
+        Self::start_listening(data_dir, "127.0.0.1:0", extra_args)
+    }
+
+    /// Starts `palisade serve` on a given address (a restart on the port of a killed server).
+    pub fn start_listening(data_dir: &Path, listen: &str, extra_args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra_args)
             .env("RUST_LOG", "info")
@@ -79,6 +84,14 @@ impl ServerProcess {
         assert!(killed.success());
         let status = self.child.wait().expect("wait");
         status.success()
+    }
+}
+
+impl ServerProcess {
+    /// Kills the server with SIGKILL (a crash: no graceful shutdown) and waits for it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
     }
 }
 

@@ -25,6 +25,29 @@ pub enum ClientError {
     InvalidUrl(String),
 }
 
+impl ClientError {
+    /// The HTTP status of an error answer, if the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Status { status, .. } => Some(*status),
+            ClientError::Transport(error) => error.status().map(|status| status.as_u16()),
+            ClientError::InvalidUrl(_) => None,
+        }
+    }
+
+    /// Whether trying again later may succeed: the server was unreachable, timed out, was
+    /// overloaded (408, 429) or failed (5xx). Other answers will not change by retrying.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Transport(_) => true,
+            ClientError::InvalidUrl(_) => false,
+            _ => self
+                .status()
+                .is_some_and(|status| status == 408 || status == 429 || status >= 500),
+        }
+    }
+}
+
 fn summary(body: &ErrorBody) -> String {
     body.errors
         .iter()
@@ -83,6 +106,23 @@ pub struct PushOutcome {
     pub duplicates: u64,
     /// Records that failed validation.
     pub rejected: Vec<RejectedResource>,
+    /// The batch id the push carried, if any.
+    #[serde(default)]
+    pub batch_id: Option<String>,
+    /// True when the server had already applied this batch id: nothing was written again, and
+    /// the counts are those of the first push.
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+/// What a collector's registration answers; `api_key` is shown only once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registration {
+    pub collector_id: String,
+    pub instance_id: String,
+    pub name: String,
+    pub key_id: String,
+    pub api_key: String,
 }
 
 /// A client bound to one server and one key.
@@ -96,14 +136,35 @@ pub struct Client {
 impl Client {
     /// Creates a client for `base_url` (`http://127.0.0.1:8080`) using API key `key`.
     pub fn new(base_url: &str, key: &str) -> Result<Self, ClientError> {
+        Self::build(base_url, key, None)
+    }
+
+    /// Like [`Client::new`], giving up on any request that takes longer than `timeout` (for
+    /// long-running agents, which must not hang on a server that stopped answering).
+    pub fn with_timeout(
+        base_url: &str,
+        key: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Self, ClientError> {
+        Self::build(base_url, key, Some(timeout))
+    }
+
+    fn build(
+        base_url: &str,
+        key: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Self, ClientError> {
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(ClientError::InvalidUrl(base_url.to_owned()));
         }
         // One TLS provider for the whole binary (ring); installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("palisade-client/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("palisade-client/", env!("CARGO_PKG_VERSION")));
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout).connect_timeout(timeout);
+        }
+        let http = builder.build()?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -222,6 +283,71 @@ impl Client {
         .await
     }
 
+    /// Pushes one batch with an idempotency key: the server applies a `batch_id` once, and
+    /// answers a resend with the first outcome (`replayed`). Agents use this to retry safely.
+    pub async fn push_inventory_batch(
+        &self,
+        instance_id: &str,
+        batch_id: &str,
+        resources: &[Resource],
+    ) -> Result<PushOutcome, ClientError> {
+        let body = serde_json::json!({ "batch_id": batch_id, "resources": resources });
+        self.send(
+            self.http
+                .post(self.url(&format!("/instances/{instance_id}/v1/inventory")))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Exchanges a collector's one-time registration code for its API key
+    /// (`POST /v1/collectors/register`, which takes no key: this client's key is not sent).
+    pub async fn register_collector(&self, code: &str) -> Result<Registration, ClientError> {
+        let body = serde_json::json!({ "registration_code": code });
+        let response = self
+            .http
+            .post(self.url("/v1/collectors/register"))
+            .json(&body)
+            .send()
+            .await?;
+        Ok(Self::checked(response).await?.json().await?)
+    }
+
+    /// Sends a collector's heartbeat (`{"version", "host_name", "last_job"}`).
+    pub async fn collector_heartbeat(
+        &self,
+        instance_id: &str,
+        collector_id: &str,
+        heartbeat: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&format!(
+                    "/instances/{instance_id}/v1/collectors/{collector_id}/heartbeat"
+                )))
+                .json(heartbeat),
+        )
+        .await
+    }
+
+    /// Returns a collector's jobs (its targets, credentials opened); only its own key may ask.
+    pub async fn collector_jobs(
+        &self,
+        instance_id: &str,
+        collector_id: &str,
+    ) -> Result<Vec<serde_json::Value>, ClientError> {
+        #[derive(Deserialize)]
+        struct Jobs {
+            jobs: Vec<serde_json::Value>,
+        }
+        let jobs: Jobs = self
+            .send(self.http.get(self.url(&format!(
+                "/instances/{instance_id}/v1/collectors/{collector_id}/jobs"
+            ))))
+            .await?;
+        Ok(jobs.jobs)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
@@ -231,6 +357,10 @@ impl Client {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
         let response = request.bearer_auth(&self.key).send().await?;
+        Self::checked(response).await
+    }
+
+    async fn checked(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -18,13 +18,15 @@
 //! - [`aws`]: the AWS APIs with SigV4 at any endpoint URL (S3, IAM, EC2, EBS, VPC flow logs,
 //!   CloudTrail, KMS, RDS), regions in parallel, errors per resource type.
 //!
-//! An agent job calls [`aws::collect_aws`], [`host::collect_host`] or [`import::import`] and
-//! pushes [`CollectionOutput::resources`]; nothing here talks to the Palisade server, so the
-//! crate stays small to deploy.
+//! The [`agent`] (`palisade collector run`) runs these as jobs the server hands it and pushes
+//! their resources in idempotent batches, spooled on disk until the server acknowledges them.
+//! It talks to the server only through `palisade-client`; the crate depends on no server or
+//! store code, so an agent build stays small to deploy.
 
 use palisade_model::resource::Resource;
 use serde::{Deserialize, Serialize};
 
+pub mod agent;
 pub mod aws;
 pub mod host;
 pub mod import;

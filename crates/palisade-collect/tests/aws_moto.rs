@@ -114,6 +114,7 @@ async fn moto_account_misconfigurations_are_found() {
         home_region: "us-east-1".into(),
         endpoint_url: Some(moto.url.clone()),
         concurrency: 2,
+        assume_role: None,
     };
     let now = Utc::now();
     let output = collect_aws(&config, &NoProgress, now).await;
@@ -199,4 +200,52 @@ async fn moto_account_misconfigurations_are_found() {
             "{rule} fails on the compliant {marker}"
         );
     }
+}
+
+/// A credential with a role (an `aws_cloud` credential's `role_arn`, or a profile's `role_arn` +
+/// `source_profile`) collects as the role: STS AssumeRole first, then every call with the
+/// role's temporary credentials — moto answers those in the role's own account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_assumed_role_collects_in_the_role_account_issue_5() {
+    let Ok(python) = std::env::var("PALISADE_MOTO_PYTHON") else {
+        let required = std::env::var("PALISADE_REQUIRE_SDK").is_ok_and(|value| value == "1");
+        assert!(
+            !required,
+            "PALISADE_REQUIRE_SDK=1 but PALISADE_MOTO_PYTHON is unset: run the tests through scripts/test"
+        );
+        eprintln!(
+            "SKIPPED moto_assumed_role_collects_in_the_role_account_issue_5: PALISADE_MOTO_PYTHON is unset (scripts/test sets it up)"
+        );
+        return;
+    };
+    let moto = start_moto(&python);
+    let config = AwsConfig {
+        credentials: AwsCredentials {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: None,
+        },
+        regions: vec!["us-east-1".into()],
+        home_region: "us-east-1".into(),
+        endpoint_url: Some(moto.url.clone()),
+        concurrency: 1,
+        assume_role: Some(palisade_collect::aws::AssumeRole::new(
+            "arn:aws:iam::111111111111:role/palisade-audit",
+        )),
+    };
+    let output = collect_aws(&config, &NoProgress, Utc::now()).await;
+    assert!(
+        !output
+            .errors
+            .iter()
+            .any(|error| error.source.contains("assume-role") || error.source.contains("caller")),
+        "{:#?}",
+        output.errors
+    );
+    let account = output
+        .resources
+        .iter()
+        .find(|resource| resource.service_name == "iam" && resource.resource_kind == "account")
+        .expect("the account resource");
+    assert_eq!(account.account_id, "111111111111", "collected as the role");
 }

@@ -80,12 +80,17 @@ pub async fn run(
     // Scheduled scans run while the server serves.
     let scheduler = service::scheduler::spawn(state.clone());
     let governance = state.governance.clone();
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_workers.send(true);
-        })
-        .await;
+    // The peer address lets unauthenticated routes (the collector registration) rate-limit per
+    // client.
+    let served = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_workers.send(true);
+    })
+    .await;
     let abort = notification_worker.abort_handle();
     if tokio::time::timeout(std::time::Duration::from_secs(30), notification_worker)
         .await

@@ -4,6 +4,11 @@
 //! Pushes are idempotent on (resource id, `collected_at`): a collector that retries a batch adds
 //! nothing. A version older than the stored one is kept in the history but does not replace the
 //! latest configuration, so batches arriving out of order cannot roll a resource back.
+//!
+//! A batch may carry an idempotency key ([`InventoryBatch::batch_id`]): the batch is recorded in
+//! the transaction that writes its resources and quarantined records, so a batch retried after
+//! a lost answer (or a server crash after the commit) is answered from its record and never
+//! applied twice — its quarantined records included.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -47,6 +52,38 @@ pub struct QuarantinedRecord {
     pub record: serde_json::Value,
 }
 
+/// One pushed batch: good resources, records refused by validation, and the idempotency key.
+#[derive(Debug, Clone, Copy)]
+pub struct InventoryBatch<'a> {
+    /// The agent's batch id; `None` for a push without one (applied every time).
+    pub batch_id: Option<&'a str>,
+    /// The key that pushed it (recorded with the batch).
+    pub key_id: &'a str,
+    pub resources: &'a [Resource],
+    pub quarantined: &'a [QuarantinedRecord],
+    /// What the answer says about the refused records (JSON array), kept for replays.
+    pub rejected: &'a serde_json::Value,
+}
+
+/// A recorded batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRecord {
+    pub batch_id: String,
+    pub key_id: String,
+    pub received_at: DateTime<Utc>,
+    pub outcome: PushOutcome,
+    pub rejected: serde_json::Value,
+}
+
+/// What [`InventoryStore::push_batch`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOutcome {
+    /// The batch was written now.
+    Applied(PushOutcome),
+    /// The batch id was already recorded: nothing was written; this is the first answer.
+    Replayed(BatchRecord),
+}
+
 /// Resources of an instance.
 #[async_trait]
 pub trait InventoryStore {
@@ -57,6 +94,27 @@ pub trait InventoryStore {
         resources: &[Resource],
         at: DateTime<Utc>,
     ) -> StoreResult<PushOutcome>;
+    /// Stores a batch — its resources, its quarantined records and, with a batch id, its record —
+    /// in one transaction; a batch id already recorded writes nothing and returns the record.
+    async fn push_batch(
+        &self,
+        instance_id: &str,
+        batch: &InventoryBatch<'_>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<BatchOutcome>;
+    /// Returns one recorded batch.
+    async fn get_inventory_batch(
+        &self,
+        instance_id: &str,
+        batch_id: &str,
+    ) -> StoreResult<Option<BatchRecord>>;
+    /// Lists recorded batches in batch-id order, after `after`, at most `limit`.
+    async fn list_inventory_batches(
+        &self,
+        instance_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<BatchRecord>>;
     /// Lists the latest version of matching resources in id order.
     async fn list_resources(
         &self,

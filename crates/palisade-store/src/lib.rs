@@ -11,11 +11,13 @@
 //! `sqlite://path` or `postgres://…` (see [`connect`]).
 //!
 //! The traits ([`InstanceStore`], [`KeyStore`], [`DocumentStore`], and one per data family:
-//! inventory, reports, findings, notifications, admission decisions) are what the server sees; every
+//! inventory, reports, findings, notifications, admission decisions, collectors) are what the
+//! server sees; every
 //! query that reads tenant data takes the instance id, so no code path can reach another
 //! instance's objects by forgetting a filter. The conformance suite in `tests/` runs against both
 //! backends.
 
+pub mod collectors;
 pub mod decisions;
 mod error;
 pub mod findings;
@@ -35,11 +37,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use palisade_model::tenancy::{ApiKey, Instance, Role};
 
+pub use collectors::{CollectorStore, Heartbeat, StoredCollector};
 pub use decisions::{DecisionFilter, DecisionStore, StoredDecision};
 pub use error::StoreError;
 pub use findings::FindingsStore;
 pub use insights::InsightsStore;
-pub use inventory::{InventoryStore, PushOutcome, QuarantinedRecord, ResourceFilter};
+pub use inventory::{
+    BatchOutcome, BatchRecord, InventoryBatch, InventoryStore, PushOutcome, QuarantinedRecord,
+    ResourceFilter,
+};
 pub use notifications::NotificationStore;
 pub use reports::{EvaluationFilter, EvaluationRow, ReportStore, StoredReport};
 pub use sql::{Dialect, SqlStore};
@@ -66,6 +72,7 @@ pub trait Store:
     + NotificationStore
     + InsightsStore
     + DecisionStore
+    + CollectorStore
     + Send
     + Sync
     + 'static
@@ -82,6 +89,7 @@ impl<
         + NotificationStore
         + InsightsStore
         + DecisionStore
+        + CollectorStore
         + Send
         + Sync
         + 'static,

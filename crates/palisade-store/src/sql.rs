@@ -1,5 +1,6 @@
 //! [`SqlStore`]: the one implementation of the store traits, for SQLite and PostgreSQL.
 
+mod collectors;
 mod decisions;
 mod inventory;
 mod reports;
@@ -113,6 +114,31 @@ impl SqlStore {
             Dialect::Postgres => statement.to_owned(),
             Dialect::Sqlite => statement.replace('$', "?"),
         })
+    }
+
+    /// Inserts a key on a connection (or inside a transaction, as a collector's registration
+    /// does).
+    async fn insert_key(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        stored: &StoredKey,
+    ) -> StoreResult<()> {
+        let key = &stored.key;
+        sqlx::query(self.sql(&format!(
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )))
+        .bind(&key.id)
+        .bind(&key.instance_id)
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(i64::from(key.operator))
+        .bind(&stored.secret_hash)
+        .bind(format_timestamp(key.created_at))
+        .bind(key.revoked_at.map(format_timestamp))
+        .execute(&mut *connection)
+        .await
+        .map_err(|error| classify(error, &format!("key {}", key.id)))?;
+        Ok(())
     }
 
     async fn migrate(&self) -> StoreResult<()> {
@@ -316,22 +342,8 @@ impl InstanceStore for SqlStore {
 #[async_trait]
 impl KeyStore for SqlStore {
     async fn create_key(&self, stored: &StoredKey) -> StoreResult<()> {
-        let key = &stored.key;
-        sqlx::query(self.sql(&format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )))
-        .bind(&key.id)
-        .bind(&key.instance_id)
-        .bind(&key.name)
-        .bind(key.role.as_str())
-        .bind(i64::from(key.operator))
-        .bind(&stored.secret_hash)
-        .bind(format_timestamp(key.created_at))
-        .bind(key.revoked_at.map(format_timestamp))
-        .execute(&self.pool)
-        .await
-        .map_err(|error| classify(error, &format!("key {}", key.id)))?;
-        Ok(())
+        let mut connection = self.pool.acquire().await?;
+        self.insert_key(&mut connection, stored).await
     }
 
     async fn find_key(&self, key_id: &str) -> StoreResult<Option<StoredKey>> {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod collect;
+pub mod collector;
 pub mod content;
 pub mod demo;
 pub mod hunt;

@@ -5,8 +5,11 @@
 //! `AWS_SHARED_CREDENTIALS_FILE` / `AWS_CONFIG_FILE`). Explicit values (command-line flags, an
 //! agent job's credential) win over both.
 //!
-//! Static keys only: profiles that assume roles, use SSO or run a `credential_process` are
-//! refused with a message saying so, rather than silently collecting with other credentials.
+//! Static keys, and profiles that assume a role (`role_arn` + `source_profile` with static keys,
+//! optional `external_id`, `role_session_name`): the role is assumed with STS `AssumeRole` when
+//! the collection starts ([`AssumeRole`]). Profiles that use SSO, a web identity, a
+//! `credential_source` or run a `credential_process` are refused with a message saying so,
+//! rather than silently collecting with other credentials.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,7 +35,7 @@ impl std::fmt::Debug for AwsCredentials {
 }
 
 /// Everything [`super::collect_aws`] needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsConfig {
     pub credentials: AwsCredentials,
     /// Regions to collect; empty means every region enabled for the account
@@ -44,6 +47,32 @@ pub struct AwsConfig {
     pub endpoint_url: Option<String>,
     /// How many regions are collected at once.
     pub concurrency: usize,
+    /// A role to assume with `credentials` before collecting (the collection then runs with
+    /// the role's temporary credentials).
+    pub assume_role: Option<AssumeRole>,
+}
+
+/// An STS `AssumeRole` to make before collecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    /// `RoleSessionName`, shown in the account's CloudTrail.
+    pub session_name: String,
+    pub external_id: Option<String>,
+}
+
+impl AssumeRole {
+    /// The session name used when none is configured.
+    pub const DEFAULT_SESSION_NAME: &'static str = "palisade-collector";
+
+    /// A role to assume with the default session name and no external id.
+    pub fn new(role_arn: impl Into<String>) -> Self {
+        Self {
+            role_arn: role_arn.into(),
+            session_name: Self::DEFAULT_SESSION_NAME.to_owned(),
+            external_id: None,
+        }
+    }
 }
 
 /// What the caller decided explicitly (flags, a job); each wins over the environment.
@@ -194,6 +223,29 @@ impl AwsConfig {
                 .cloned()
         };
 
+        let static_keys = |section: &BTreeMap<String, String>| match (
+            section
+                .get("aws_access_key_id")
+                .filter(|value| !value.is_empty()),
+            section
+                .get("aws_secret_access_key")
+                .filter(|value| !value.is_empty()),
+        ) {
+            (Some(access_key_id), Some(secret_access_key)) => Some(AwsCredentials {
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret_access_key.clone(),
+                session_token: section
+                    .get("aws_session_token")
+                    .filter(|value| !value.is_empty())
+                    .cloned(),
+            }),
+            _ => None,
+        };
+        let unsupported = |reason: &str| AwsConfigError::UnsupportedProfile {
+            profile: profile.clone(),
+            reason: reason.to_owned(),
+        };
+        let mut assume_role = None;
         let credentials = if let Some(credentials) = &overrides.credentials {
             credentials.clone()
         } else if let (Some(access_key_id), Some(secret_access_key)) = (
@@ -205,6 +257,41 @@ impl AwsConfig {
                 secret_access_key: secret_access_key.to_owned(),
                 session_token: environment.variable("AWS_SESSION_TOKEN").map(str::to_owned),
             }
+        } else if let Some(role_arn) = setting("role_arn") {
+            // As the AWS CLI does: the role profile's own keys are ignored; the source
+            // profile's keys assume the role.
+            let Some(source) = setting("source_profile") else {
+                return Err(unsupported(
+                    "assumes a role without `source_profile` (a `credential_source`), which the collector does not support",
+                ));
+            };
+            let source_config_name = if source == "default" {
+                "default".to_owned()
+            } else {
+                format!("profile {source}")
+            };
+            let source_credentials = credentials_sections.get(&source).unwrap_or(&empty);
+            let source_config = config_sections.get(&source_config_name).unwrap_or(&empty);
+            if source_credentials.contains_key("role_arn") || source_config.contains_key("role_arn")
+            {
+                return Err(unsupported(&format!(
+                    "assumes a role through `{source}`, which assumes another role: chained roles are not supported"
+                )));
+            }
+            let keys = static_keys(source_credentials)
+                .or_else(|| static_keys(source_config))
+                .ok_or_else(|| {
+                    unsupported(&format!(
+                        "assumes a role with `source_profile = {source}`, which has no aws_access_key_id and aws_secret_access_key"
+                    ))
+                })?;
+            assume_role = Some(AssumeRole {
+                role_arn,
+                session_name: setting("role_session_name")
+                    .unwrap_or_else(|| AssumeRole::DEFAULT_SESSION_NAME.to_owned()),
+                external_id: setting("external_id"),
+            });
+            keys
         } else if let (Some(access_key_id), Some(secret_access_key)) = (
             setting("aws_access_key_id"),
             setting("aws_secret_access_key"),
@@ -216,19 +303,15 @@ impl AwsConfig {
             }
         } else {
             for (key, what) in [
-                ("role_arn", "assumes a role"),
                 ("sso_session", "uses IAM Identity Center (SSO)"),
                 ("sso_start_url", "uses IAM Identity Center (SSO)"),
                 ("credential_process", "runs a credential_process"),
                 ("web_identity_token_file", "uses a web identity token"),
             ] {
                 if setting(key).is_some() {
-                    return Err(AwsConfigError::UnsupportedProfile {
-                        profile,
-                        reason: format!(
-                            "{what}, which the collector does not support: export static keys (e.g. `aws configure export-credentials --format env`)"
-                        ),
-                    });
+                    return Err(unsupported(&format!(
+                        "{what}, which the collector does not support: export static keys (e.g. `aws configure export-credentials --format env`)"
+                    )));
                 }
             }
             return Err(AwsConfigError::NoCredentials);
@@ -252,6 +335,7 @@ impl AwsConfig {
             home_region,
             endpoint_url,
             concurrency: overrides.concurrency.unwrap_or(4).max(1),
+            assume_role,
         })
     }
 
@@ -315,14 +399,54 @@ mod tests {
     }
 
     #[test]
-    fn role_profiles_are_refused_by_name() {
+    fn role_profiles_assume_the_role_with_the_source_profile_keys() {
+        let mut env = environment(&[("AWS_PROFILE", "audit")]);
+        env.credentials_file = Some((
+            "credentials".into(),
+            "[base]\naws_access_key_id = AKBASE\naws_secret_access_key = s\n".into(),
+        ));
+        env.config_file = Some((
+            "config".into(),
+            "[profile audit]\nrole_arn = arn:aws:iam::111111111111:role/audit\nsource_profile = base\n\
+             external_id = ext-1\nregion = eu-central-1\n"
+                .into(),
+        ));
+        let config = AwsConfig::resolve(&env, &AwsOverrides::default()).expect("resolves");
+        assert_eq!(config.credentials.access_key_id, "AKBASE");
+        assert_eq!(config.home_region, "eu-central-1");
+        assert_eq!(
+            config.assume_role,
+            Some(AssumeRole {
+                role_arn: "arn:aws:iam::111111111111:role/audit".into(),
+                session_name: AssumeRole::DEFAULT_SESSION_NAME.into(),
+                external_id: Some("ext-1".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn unsupported_role_profiles_are_refused_by_name() {
         let mut env = environment(&[]);
         env.config_file = Some((
             "config".into(),
-            "[default]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = base\n".into(),
+            "[default]\nrole_arn = arn:aws:iam::1:role/x\ncredential_source = Ec2InstanceMetadata\n\
+             [profile chained]\nrole_arn = arn:aws:iam::1:role/y\nsource_profile = default\n\
+             [profile keyless]\nrole_arn = arn:aws:iam::1:role/z\nsource_profile = nobody\n"
+                .into(),
         ));
         let error = AwsConfig::resolve(&env, &AwsOverrides::default()).expect_err("refused");
-        assert!(error.to_string().contains("assumes a role"), "{error}");
+        assert!(error.to_string().contains("credential_source"), "{error}");
+        for (profile, expected) in [
+            ("chained", "chained roles"),
+            ("keyless", "no aws_access_key_id"),
+        ] {
+            let overrides = AwsOverrides {
+                profile: Some(profile.into()),
+                ..AwsOverrides::default()
+            };
+            let error = AwsConfig::resolve(&env, &overrides).expect_err("refused");
+            assert!(error.to_string().contains(expected), "{profile}: {error}");
+        }
         let error = AwsConfig::resolve(&environment(&[]), &AwsOverrides::default())
             .expect_err("no credentials");
         assert_eq!(error, AwsConfigError::NoCredentials);

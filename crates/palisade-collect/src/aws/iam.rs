@@ -29,6 +29,45 @@ pub(crate) async fn caller_account(client: &AwsClient, region: &str) -> Result<S
         })
 }
 
+/// Assumes a role (STS AssumeRole) with the client's credentials; returns the role's temporary
+/// credentials (one hour).
+pub(crate) async fn assume_role(
+    client: &AwsClient,
+    region: &str,
+    role: &super::config::AssumeRole,
+) -> Result<super::AwsCredentials, ApiError> {
+    let mut parameters = vec![
+        ("RoleArn".to_owned(), role.role_arn.clone()),
+        ("RoleSessionName".to_owned(), role.session_name.clone()),
+        ("DurationSeconds".to_owned(), "3600".to_owned()),
+    ];
+    if let Some(external_id) = &role.external_id {
+        parameters.push(("ExternalId".to_owned(), external_id.clone()));
+    }
+    let answer = client
+        .query("sts", region, "2011-06-15", "AssumeRole", &parameters)
+        .await?;
+    let field = |name: &str| answer.text_at(&["AssumeRoleResult", "Credentials", name]);
+    match (
+        field("AccessKeyId"),
+        field("SecretAccessKey"),
+        field("SessionToken"),
+    ) {
+        (Some(access_key_id), Some(secret_access_key), session_token) => {
+            Ok(super::AwsCredentials {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            })
+        }
+        _ => Err(ApiError {
+            status: 200,
+            code: "BadResponse".into(),
+            message: "AssumeRole answered no credentials".into(),
+        }),
+    }
+}
+
 /// One IAM call; returns the `<ActionResult>` element.
 async fn call(
     context: &Context,

@@ -11,8 +11,9 @@
 //! The collector reads a few dozen read-only operations, so it uses the SDK's own signer
 //! (`aws-sigv4`, RustCrypto hashes), the workspace's reqwest, and a small XML tree over
 //! quick-xml. What that costs: the request and response shapes are written here, so each
-//! operation is covered by the moto test; credentials come from static keys only (environment
-//! or profile files — no role assumption, SSO or IMDS; see [`config`]).
+//! operation is covered by the moto test; credentials come from static keys (environment or
+//! profile files), optionally assuming a role with STS `AssumeRole` first — no SSO or IMDS; see
+//! [`config`].
 //!
 //! # Shape
 //!
@@ -47,7 +48,9 @@ mod s3;
 pub mod xml;
 
 pub use client::{ApiError, AwsClient};
-pub use config::{AwsConfig, AwsConfigError, AwsCredentials, AwsEnvironment, AwsOverrides};
+pub use config::{
+    AssumeRole, AwsConfig, AwsConfigError, AwsCredentials, AwsEnvironment, AwsOverrides,
+};
 
 /// What every service collector shares.
 #[derive(Clone)]
@@ -111,7 +114,7 @@ pub async fn collect_aws(
     now: DateTime<Utc>,
 ) -> CollectionOutput {
     let mut output = CollectionOutput::default();
-    let client = match AwsClient::new(config.clone()) {
+    let mut client = match AwsClient::new(config.clone()) {
         Ok(client) => client,
         Err(error) => {
             output
@@ -121,6 +124,28 @@ pub async fn collect_aws(
         }
     };
     let home = config.home_region.clone();
+    if let Some(role) = &config.assume_role {
+        // Everything below runs as the role; without it there is nothing to collect as asked.
+        let assumed = match iam::assume_role(&client, &home, role).await {
+            Ok(credentials) => AwsClient::new(AwsConfig {
+                credentials,
+                assume_role: None,
+                ..config.clone()
+            }),
+            Err(error) => Err(error),
+        };
+        match assumed {
+            Ok(assumed) => client = assumed,
+            Err(error) => {
+                output.errors.push(CollectionError::new(
+                    "aws sts/assume-role",
+                    Some(role.role_arn.clone()),
+                    error.to_string(),
+                ));
+                return output;
+            }
+        }
+    }
     let account_id = match iam::caller_account(&client, &home).await {
         Ok(account) => account,
         Err(error) => {

@@ -19,7 +19,8 @@
 //! The parsing is pure ([`parse`]); this module only reads. With a root other than `/` no
 //! command runs (they would describe the real machine), so a fixture tree collects exactly
 //! like a host. A fact that cannot be read is left out and reported as a [`CollectionError`];
-//! the rest of the resource is still produced. Collecting over SSH is not implemented.
+//! the rest of the resource is still produced. [`ssh`] collects another machine the same way,
+//! from a snapshot its script takes over one SSH connection.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
@@ -34,6 +35,7 @@ use serde_json::{Map, Value, json};
 use crate::{CollectionError, CollectionOutput};
 
 pub mod parse;
+pub mod ssh;
 
 /// Kernel parameters collected (the CIS network and kernel hardening set).
 pub const SYSCTL_KEYS: &[&str] = &[
@@ -82,6 +84,26 @@ pub const SENSITIVE_FILES: &[&str] = &[
     "/etc/login.defs",
 ];
 
+/// The commands the collector may run (on the machine itself, or in the SSH snapshot script).
+pub(crate) const COMMANDS: &[(&str, &[&str])] = &[
+    ("sshd", &["-T"]),
+    ("/usr/sbin/sshd", &["-T"]),
+    ("nft", &["list", "ruleset"]),
+    ("iptables", &["-S"]),
+    (
+        "rpm",
+        &["-qa", "--queryformat", "%{NAME} %{VERSION}-%{RELEASE}\\n"],
+    ),
+];
+
+/// What an SSH snapshot holds besides files: the remote's file metadata (mode, uid, gid by
+/// path) and the output of the commands that succeeded there (by [`ssh::command_key`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Snapshot {
+    pub stats: BTreeMap<String, (u32, u32, u32)>,
+    pub commands: BTreeMap<String, String>,
+}
+
 /// Services reported in `services` (by process name and systemd unit).
 const SERVICES: &[(&str, &[&str])] = &[
     ("auditd", &["auditd"]),
@@ -101,7 +123,7 @@ const SERVICES: &[(&str, &[&str])] = &[
 ];
 
 /// Where and how to collect.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
     /// The file-system root the facts are read under (`/` for the machine itself).
     pub root: PathBuf,
@@ -123,10 +145,20 @@ impl Default for HostConfig {
 
 /// Collects the host under `config.root` as one `linux/host` resource.
 pub fn collect_host(config: &HostConfig, collected_at: DateTime<Utc>) -> CollectionOutput {
+    collect_with(config, collected_at, None)
+}
+
+/// Collects from `config.root`, with a snapshot's metadata and command output when given.
+pub(crate) fn collect_with(
+    config: &HostConfig,
+    collected_at: DateTime<Utc>,
+    snapshot: Option<Snapshot>,
+) -> CollectionOutput {
     let mut reader = Reader {
         root: &config.root,
-        commands: config.run_commands && config.root == Path::new("/"),
+        commands: snapshot.is_some() || (config.run_commands && config.root == Path::new("/")),
         errors: Vec::new(),
+        snapshot,
     };
     let mut host = Map::new();
 
@@ -271,6 +303,8 @@ struct Reader<'a> {
     root: &'a Path,
     commands: bool,
     errors: Vec<CollectionError>,
+    /// Set when `root` is an SSH snapshot: commands and metadata come from it.
+    snapshot: Option<Snapshot>,
 }
 
 impl Reader<'_> {
@@ -299,6 +333,12 @@ impl Reader<'_> {
     fn run(&self, program: &str, arguments: &[&str]) -> Option<String> {
         if !self.commands {
             return None;
+        }
+        if let Some(snapshot) = &self.snapshot {
+            return snapshot
+                .commands
+                .get(&ssh::command_key(program, arguments))
+                .cloned();
         }
         let output = Command::new(program).args(arguments).output().ok()?;
         output
@@ -388,24 +428,25 @@ impl Reader<'_> {
     ) -> Map<String, Value> {
         let mut files = Map::new();
         for path in SENSITIVE_FILES {
-            match std::fs::metadata(self.path(path)) {
-                Ok(metadata) => {
-                    let owner = users
-                        .get(&metadata.uid())
-                        .cloned()
-                        .unwrap_or_else(|| metadata.uid().to_string());
-                    let group = groups
-                        .get(&metadata.gid())
-                        .cloned()
-                        .unwrap_or_else(|| metadata.gid().to_string());
-                    files.insert(
-                        parse::path_key(path),
-                        json!({"path": path, "mode": parse::format_mode(metadata.mode()),
-                               "owner": owner, "group": group}),
-                    );
-                }
-                Err(error) if error.kind() == ErrorKind::NotFound => {}
-                Err(error) => self.error(path, None, format!("cannot stat: {error}")),
+            let stat = match &self.snapshot {
+                Some(snapshot) => snapshot.stats.get(*path).copied(),
+                None => match std::fs::metadata(self.path(path)) {
+                    Ok(metadata) => Some((metadata.mode(), metadata.uid(), metadata.gid())),
+                    Err(error) if error.kind() == ErrorKind::NotFound => None,
+                    Err(error) => {
+                        self.error(path, None, format!("cannot stat: {error}"));
+                        None
+                    }
+                },
+            };
+            if let Some((mode, uid, gid)) = stat {
+                let owner = users.get(&uid).cloned().unwrap_or_else(|| uid.to_string());
+                let group = groups.get(&gid).cloned().unwrap_or_else(|| gid.to_string());
+                files.insert(
+                    parse::path_key(path),
+                    json!({"path": path, "mode": parse::format_mode(mode),
+                           "owner": owner, "group": group}),
+                );
             }
         }
         files
@@ -529,10 +570,11 @@ impl Reader<'_> {
         if let Some(text) = self.read("/var/lib/dpkg/status") {
             return Some(parse::parse_dpkg_status(&text));
         }
-        self.run(
-            "rpm",
-            &["-qa", "--queryformat", "%{NAME} %{VERSION}-%{RELEASE}\\n"],
-        )
-        .map(|text| parse::parse_rpm_list(&text))
+        let (program, arguments) = COMMANDS
+            .iter()
+            .find(|(program, _)| *program == "rpm")
+            .copied()?;
+        self.run(program, arguments)
+            .map(|text| parse::parse_rpm_list(&text))
     }
 }

@@ -4,12 +4,19 @@
 //! A push is a batch; each record is checked on its own. Good records are stored (idempotently
 //! on id + `collected_at`) and bad ones are answered with their JSON pointers and kept in the
 //! quarantine, so one broken record never costs the rest of the batch.
+//!
+//! A push may carry a `batch_id` (collector agents always send one): the batch is recorded in
+//! the transaction that writes it, and a retry of the same id is answered with the first answer
+//! (`replayed: true`) without writing anything, so a batch is applied exactly once however often
+//! the agent had to resend it. Recorded batches are listed at `…/v1/inventory-batches`.
 
 use axum::extract::{Path, Query, State};
 use chrono::Utc;
 use palisade_model::error::{ErrorCode, ErrorItem, ErrorTarget};
 use palisade_model::resource::Resource;
-use palisade_store::{QuarantinedRecord, ResourceFilter};
+use palisade_store::{
+    BatchOutcome, BatchRecord, InventoryBatch, QuarantinedRecord, ResourceFilter,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -27,6 +34,10 @@ pub struct InventoryPush {
     /// Resources in the normalised shape.
     #[schema(value_type = Vec<Object>)]
     pub resources: Vec<Value>,
+    /// Idempotency key of the batch: 1–128 letters, digits, `.`, `_`, `:` or `-`, unique in the
+    /// instance. A batch id seen before is not applied again.
+    #[serde(default)]
+    pub batch_id: Option<String>,
 }
 
 /// One rejected record.
@@ -49,6 +60,30 @@ pub struct PushResult {
     pub duplicates: u64,
     /// Records that failed validation; they are in the quarantine.
     pub rejected: Vec<RejectedRecord>,
+    /// The batch id the push carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    /// True when the batch id was already recorded: nothing was written now, and the counts
+    /// are those of the first push.
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+/// Checks a batch id's shape.
+fn check_batch_id(batch_id: &str) -> ApiResult<()> {
+    let valid = (1..=128).contains(&batch_id.len())
+        && batch_id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "`/batch_id`: 1–128 letters, digits, `.`, `_`, `:` or `-`",
+        )
+        .with_target(ErrorTarget::field("/batch_id")))
+    }
 }
 
 /// Checks one record, returning the resource or its mistakes (pointers under `/resources/{index}`).
@@ -130,6 +165,9 @@ pub async fn push_inventory(
     ApiJson(push): ApiJson<InventoryPush>,
 ) -> ApiResult<ApiJson<PushResult>> {
     let now = Utc::now();
+    if let Some(batch_id) = &push.batch_id {
+        check_batch_id(batch_id)?;
+    }
     let mut resources = Vec::with_capacity(push.resources.len());
     let mut rejected = Vec::new();
     let mut quarantined = Vec::new();
@@ -157,16 +195,32 @@ pub async fn push_inventory(
             }
         }
     }
-    if !quarantined.is_empty() {
-        state
-            .store
-            .quarantine(auth.instance_id(), &quarantined)
-            .await?;
-    }
-    let outcome = state
+    let rejected_json = serde_json::to_value(&rejected)
+        .map_err(|error| ApiError::internal(format!("rejected records: {error}")))?;
+    let batch = InventoryBatch {
+        batch_id: push.batch_id.as_deref(),
+        key_id: &auth.key.id,
+        resources: &resources,
+        quarantined: &quarantined,
+        rejected: &rejected_json,
+    };
+    let outcome = match state
         .store
-        .push_resources(auth.instance_id(), &resources, now)
-        .await?;
+        .push_batch(auth.instance_id(), &batch, now)
+        .await?
+    {
+        BatchOutcome::Applied(outcome) => outcome,
+        BatchOutcome::Replayed(record) => {
+            metrics::counter!("palisade_inventory_batches_replayed_total").increment(1);
+            return Ok(ApiJson(PushResult {
+                stored: record.outcome.stored,
+                duplicates: record.outcome.duplicates,
+                rejected: serde_json::from_value(record.rejected).unwrap_or_default(),
+                batch_id: Some(record.batch_id),
+                replayed: true,
+            }));
+        }
+    };
     metrics::counter!("palisade_inventory_records_total", "outcome" => "stored")
         .increment(outcome.stored);
     metrics::counter!("palisade_inventory_records_total", "outcome" => "rejected")
@@ -175,7 +229,77 @@ pub async fn push_inventory(
         stored: outcome.stored,
         duplicates: outcome.duplicates,
         rejected,
+        batch_id: push.batch_id,
+        replayed: false,
     }))
+}
+
+fn batch_view(record: &BatchRecord) -> Value {
+    json!({
+        "batch_id": record.batch_id,
+        "key_id": record.key_id,
+        "received_at": record.received_at,
+        "stored": record.outcome.stored,
+        "duplicates": record.outcome.duplicates,
+        "rejected": record.rejected.as_array().map_or(0, Vec::len),
+    })
+}
+
+/// Lists the inventory batches recorded by their `batch_id`, in batch-id order, paged by
+/// `limit` (1–1000, default 100) and `start` (the last id of the previous page).
+#[utoipa::path(get, path = "/instances/{instance_id}/v1/inventory-batches", tag = "inventory", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("limit" = Option<u32>, Query), ("start" = Option<String>, Query)),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = palisade_model::error::ErrorBody)))]
+pub async fn list_inventory_batches(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path(_instance_id): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<ApiJson<Value>> {
+    let limit = match query.get("limit") {
+        None => 100,
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|limit| (1..=1000).contains(limit))
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidParameter, "`limit` must be 1–1000")
+                    .with_target(ErrorTarget::parameter("limit"))
+            })?,
+    };
+    let mut records = state
+        .store
+        .list_inventory_batches(
+            auth.instance_id(),
+            query.get("start").map(String::as_str),
+            limit + 1,
+        )
+        .await?;
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let mut answer =
+        json!({"limit": limit, "batches": records.iter().map(batch_view).collect::<Vec<_>>()});
+    if more && let Some(last) = records.last() {
+        answer["next"] = json!({"start": last.batch_id});
+    }
+    Ok(ApiJson(answer))
+}
+
+/// Returns one recorded inventory batch.
+#[utoipa::path(get, path = "/instances/{instance_id}/v1/inventory-batches/{batch_id}", tag = "inventory", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("batch_id" = String, Path)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_inventory_batch(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, batch_id)): Path<(String, String)>,
+) -> ApiResult<ApiJson<Value>> {
+    let record = state
+        .store
+        .get_inventory_batch(auth.instance_id(), &batch_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("inventory batch", &batch_id))?;
+    Ok(ApiJson(batch_view(&record)))
 }
 
 /// Lists the latest configuration of resources, filtered by `environment`, `account_id`,

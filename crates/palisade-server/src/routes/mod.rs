@@ -14,6 +14,7 @@ use crate::state::AppState;
 pub mod activity;
 pub mod admission;
 pub mod attestations;
+pub mod collectors;
 pub mod config_v1;
 pub mod credentials;
 pub mod findings;
@@ -38,7 +39,7 @@ pub mod v3;
         (name = "findings lifecycle", description = "Palisade: finding status, OCSF export, ASFF import, cards"),
         (name = "activity insights", description = "Palisade: audit-event ingest, Sigma rule packs and rule settings"),
         (name = "network insights", description = "Palisade: flow-log ingest, detector configuration, threat-intelligence feeds"),
-        (name = "collectors", description = "Palisade: credentials for collectors, sealed at rest"),
+        (name = "collectors", description = "Palisade: collector agents (registration, heartbeats, jobs) and their credentials, sealed at rest"),
         (name = "notifications", description = "Notifications v1 (IBM compatible): channels, public key; and the delivery log"),
         (name = "v3 settings", description = "SCC v3: instance settings"),
         (name = "v3 control libraries", description = "SCC v3: control libraries"),
@@ -110,9 +111,30 @@ pub fn router() -> OpenApiRouter<AppState> {
             credentials::replace_credential,
             credentials::delete_credential
         ))
+        .merge(collectors_router())
         .merge(v3_router())
         .merge(config_v1::router())
         .merge(admission::router())
+}
+
+/// Collector agents.
+fn collectors_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(
+            collectors::create_collector,
+            collectors::list_collectors
+        ))
+        .routes(routes!(
+            collectors::get_collector,
+            collectors::replace_collector,
+            collectors::delete_collector
+        ))
+        .routes(routes!(collectors::renew_registration_code))
+        .routes(routes!(collectors::register))
+        .routes(routes!(collectors::heartbeat))
+        .routes(routes!(collectors::collector_jobs))
+        .routes(routes!(inventory::list_inventory_batches))
+        .routes(routes!(inventory::get_inventory_batch))
 }
 
 /// Activity and network insights.

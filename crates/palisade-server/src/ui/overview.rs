@@ -15,7 +15,7 @@ use super::posture::{report_score, rollup_of};
 use super::session::Session;
 use super::{UiError, encode};
 use crate::routes::v3::ATTACHMENT;
-use crate::service::documents;
+use crate::service::{collectors, documents};
 use crate::state::AppState;
 
 /// Reports drawn in an attachment's trend.
@@ -152,6 +152,7 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Mar
         .store
         .count_resources(instance_id, &ResourceFilter::default())
         .await?;
+    let collectors = collectors::overview(&state, instance_id).await?;
 
     let body = html! {
         h1 { "Overview" }
@@ -230,7 +231,28 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Mar
             section.panel aria-labelledby="collectors" {
                 h2 #collectors { "Inventory and collectors" }
                 p { strong { (resources) } " resources in the inventory." }
-                p.muted { "No collectors yet: push inventory with " code { "palisade collect" } " or the inventory API." }
+                @if collectors.is_empty() {
+                    p.muted { "No collectors yet: create one with " code { "POST …/v1/collectors" } " and run " code { "palisade collector run" } ", or push inventory with " code { "palisade collect" } "." }
+                } @else {
+                    div.table-wrap { table.responsive {
+                        thead { tr { th { "Collector" } th { "Status" } th { "Last heartbeat" } th { "Last job" } } }
+                        tbody {
+                            @for collector in &collectors {
+                                tr {
+                                    td data-label="Collector" { (collector["name"].as_str().unwrap_or_default()) @if let Some(host) = collector["host_name"].as_str() { " (" (host) ")" } }
+                                    td data-label="Status" { span class=(format!("status status-{}", collector["status"].as_str().unwrap_or_default())) { (collector["status"].as_str().unwrap_or_default()) } }
+                                    td data-label="Last heartbeat" { (collector["last_heartbeat_at"].as_str().unwrap_or("never")) }
+                                    td data-label="Last job" {
+                                        @if let Some(job) = collector["last_job"].as_object() {
+                                            (job.get("status").and_then(|status| status.as_str()).unwrap_or_default()) ", "
+                                            (job.get("resources").and_then(serde_json::Value::as_u64).unwrap_or(0)) " resources"
+                                        } @else { "—" }
+                                    }
+                                }
+                            }
+                        }
+                    } }
+                }
             }
         }
     };

@@ -157,6 +157,24 @@ fn instance_routes() -> Vec<(Method, &'static str, Option<Value>, &'static [&'st
             None,
             &["admin", "editor", "viewer"],
         ),
+        (
+            Method::GET,
+            "/instances/{i}/v1/collectors",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
+        (
+            Method::POST,
+            "/instances/{i}/v1/collectors",
+            Some(json!({"name": "edge", "targets": [{"kind": "host"}]})),
+            &["admin", "editor"],
+        ),
+        (
+            Method::GET,
+            "/instances/{i}/v1/inventory-batches",
+            None,
+            &["admin", "editor", "viewer"],
+        ),
         (Method::GET, "/instances/{i}/v1/keys", None, &["admin"]),
         (
             Method::POST,

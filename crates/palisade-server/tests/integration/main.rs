@@ -2,6 +2,7 @@
 //! SQLite file or PostgreSQL schema.
 
 mod access;
+mod collectors;
 mod common;
 mod credentials;
 mod errors;

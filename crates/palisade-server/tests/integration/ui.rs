@@ -328,6 +328,79 @@ async fn sign_in_sets_a_strict_http_only_session_cookie_without_the_key() {
     assert!(cookie_value(&set_cookies(&forged), "palisade_session").is_none());
 }
 
+/// The overview lists collectors with their status and last heartbeat (issue 5).
+#[tokio::test]
+async fn overview_shows_collector_status_issue_5() {
+    let server = TestServer::sqlite().await;
+    let browser = sign_in(&server, &server.admin_key).await;
+    let empty = browser.get(&server, "/ui/").await;
+    assert!(empty.text.contains("No collectors yet"), "{}", empty.text);
+
+    let base = format!("/instances/{}/v1/collectors", server.instance_id);
+    let mut created = Vec::new();
+    for body in [
+        json!({"name": "edge <dc-1>", "targets": [{"kind": "host"}]}),
+        json!({"name": "spare"}),
+    ] {
+        let answer = server
+            .call(Method::POST, &base, Some(&server.admin_key), Some(body))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        created.push(answer.body);
+    }
+    let edge = &created[0];
+    let registered = server
+        .call(
+            Method::POST,
+            "/v1/collectors/register",
+            None,
+            Some(json!({"registration_code": edge["registration_code"]})),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text
+    );
+    let agent_key = registered.body["api_key"].as_str().expect("key");
+    let beat = server
+        .call(
+            Method::POST,
+            &format!("{base}/{}/heartbeat", edge["id"].as_str().expect("id")),
+            Some(agent_key),
+            Some(json!({"version": "9.9.9", "host_name": "edge-host",
+                "last_job": {"status": "succeeded", "resources": 42}})),
+        )
+        .await;
+    assert_eq!(beat.status, StatusCode::OK, "{}", beat.text);
+
+    let overview = browser.get(&server, "/ui/").await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.text);
+    for expected in [
+        "edge &lt;dc-1&gt;",
+        "(edge-host)",
+        "status-active",
+        "succeeded, 42 resources",
+        "spare",
+        "status-pending",
+        beat.body["last_heartbeat_at"].as_str().expect("time"),
+    ] {
+        assert!(
+            overview.text.contains(expected),
+            "overview lacks {expected}: {}",
+            overview.text
+        );
+    }
+    assert!(!overview.text.contains("No collectors yet"));
+    assert!(
+        !overview
+            .text
+            .contains(edge["registration_code"].as_str().expect("code")),
+        "no registration code on the page"
+    );
+}
+
 #[tokio::test]
 async fn pages_need_a_session_and_sign_out_ends_it() {
     let server = TestServer::sqlite().await;

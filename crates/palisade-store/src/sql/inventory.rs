@@ -7,7 +7,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{SqlStore, classify, corrupt};
-use crate::inventory::{InventoryStore, PushOutcome, QuarantinedRecord, ResourceFilter};
+use crate::inventory::{
+    BatchOutcome, BatchRecord, InventoryBatch, InventoryStore, PushOutcome, QuarantinedRecord,
+    ResourceFilter,
+};
 use crate::time::{format_timestamp, parse_timestamp};
 use crate::{StoreError, StoreResult};
 
@@ -60,17 +63,17 @@ fn tag_text(value: &serde_json::Value) -> String {
         .map_or_else(|| value.to_string(), str::to_owned)
 }
 
-#[async_trait]
-impl InventoryStore for SqlStore {
-    async fn push_resources(
+impl SqlStore {
+    /// Writes resources inside the caller's transaction (see [`InventoryStore::push_resources`]).
+    async fn write_resources(
         &self,
+        transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
         instance_id: &str,
         resources: &[Resource],
         at: DateTime<Utc>,
     ) -> StoreResult<PushOutcome> {
         let received_at = format_timestamp(at);
         let mut outcome = PushOutcome::default();
-        let mut transaction = self.pool().begin().await?;
         for resource in resources {
             let body = serde_json::to_string(resource)
                 .map_err(|error| StoreError::Corrupt(error.to_string()))?;
@@ -84,7 +87,7 @@ impl InventoryStore for SqlStore {
             .bind(&collected_at)
             .bind(&body)
             .bind(&received_at)
-            .execute(&mut *transaction)
+            .execute(&mut **transaction)
             .await
             .map_err(|error| classify(error, &format!("resource {}", resource.id)))?;
             if inserted.rows_affected() == 0 {
@@ -114,7 +117,7 @@ impl InventoryStore for SqlStore {
             .bind(&body)
             .bind(&collected_at)
             .bind(&received_at)
-            .execute(&mut *transaction)
+            .execute(&mut **transaction)
             .await?;
             if latest.rows_affected() == 1 {
                 sqlx::query(
@@ -124,7 +127,7 @@ impl InventoryStore for SqlStore {
                 )
                 .bind(instance_id)
                 .bind(&resource.id)
-                .execute(&mut *transaction)
+                .execute(&mut **transaction)
                 .await?;
                 for (key, value) in &resource.tags {
                     sqlx::query(self.sql(
@@ -134,13 +137,161 @@ impl InventoryStore for SqlStore {
                     .bind(&resource.id)
                     .bind(key)
                     .bind(tag_text(value))
-                    .execute(&mut *transaction)
+                    .execute(&mut **transaction)
                     .await?;
                 }
             }
         }
+        Ok(outcome)
+    }
+}
+
+/// Writes one quarantined record inside the caller's transaction.
+async fn insert_quarantined(
+    store: &SqlStore,
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    instance_id: &str,
+    record: &QuarantinedRecord,
+) -> StoreResult<()> {
+    sqlx::query(store.sql(
+        "INSERT INTO quarantine (instance_id, id, source, received_at, reason, record) VALUES ($1, $2, $3, $4, $5, $6)",
+    ))
+    .bind(instance_id)
+    .bind(&record.id)
+    .bind(&record.source)
+    .bind(format_timestamp(record.received_at))
+    .bind(&record.reason)
+    .bind(record.record.to_string())
+    .execute(&mut **transaction)
+    .await
+    .map_err(|error| classify(error, &format!("quarantined record {}", record.id)))?;
+    Ok(())
+}
+
+const BATCH_COLUMNS: &str = "batch_id, key_id, received_at, stored, duplicates, rejected";
+
+fn batch_from_row(row: &AnyRow) -> StoreResult<BatchRecord> {
+    let count = |column: &str| -> StoreResult<u64> {
+        Ok(u64::try_from(row.try_get::<i64, _>(column).map_err(corrupt)?).unwrap_or(0))
+    };
+    let rejected: String = row.try_get("rejected").map_err(corrupt)?;
+    Ok(BatchRecord {
+        batch_id: row.try_get("batch_id").map_err(corrupt)?,
+        key_id: row.try_get("key_id").map_err(corrupt)?,
+        received_at: parse_timestamp(&row.try_get::<String, _>("received_at").map_err(corrupt)?)?,
+        outcome: PushOutcome {
+            stored: count("stored")?,
+            duplicates: count("duplicates")?,
+        },
+        rejected: serde_json::from_str(&rejected)
+            .map_err(|error| StoreError::Corrupt(format!("inventory batch rejected: {error}")))?,
+    })
+}
+
+#[async_trait]
+impl InventoryStore for SqlStore {
+    async fn push_resources(
+        &self,
+        instance_id: &str,
+        resources: &[Resource],
+        at: DateTime<Utc>,
+    ) -> StoreResult<PushOutcome> {
+        let mut transaction = self.pool().begin().await?;
+        let outcome = self
+            .write_resources(&mut transaction, instance_id, resources, at)
+            .await?;
         transaction.commit().await?;
         Ok(outcome)
+    }
+
+    async fn push_batch(
+        &self,
+        instance_id: &str,
+        batch: &InventoryBatch<'_>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<BatchOutcome> {
+        let mut transaction = self.pool().begin().await?;
+        if let Some(batch_id) = batch.batch_id {
+            // The record goes first: on PostgreSQL a concurrent retry of the same batch waits on
+            // this row's unique key until this transaction ends, then finds it and replays.
+            let claimed = sqlx::query(self.sql(
+                "INSERT INTO inventory_batches (instance_id, batch_id, key_id, received_at, stored, duplicates, rejected) \
+                 VALUES ($1, $2, $3, $4, 0, 0, $5) ON CONFLICT (instance_id, batch_id) DO NOTHING",
+            ))
+            .bind(instance_id)
+            .bind(batch_id)
+            .bind(batch.key_id)
+            .bind(format_timestamp(at))
+            .bind(batch.rejected.to_string())
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| classify(error, &format!("inventory batch {batch_id}")))?;
+            if claimed.rows_affected() == 0 {
+                transaction.rollback().await?;
+                return match self.get_inventory_batch(instance_id, batch_id).await? {
+                    Some(record) => Ok(BatchOutcome::Replayed(record)),
+                    None => Err(StoreError::Corrupt(format!(
+                        "inventory batch {batch_id} conflicted but is not recorded"
+                    ))),
+                };
+            }
+        }
+        for record in batch.quarantined {
+            insert_quarantined(self, &mut transaction, instance_id, record).await?;
+        }
+        let outcome = self
+            .write_resources(&mut transaction, instance_id, batch.resources, at)
+            .await?;
+        if let Some(batch_id) = batch.batch_id {
+            sqlx::query(self.sql(
+                "UPDATE inventory_batches SET stored = $3, duplicates = $4 WHERE instance_id = $1 AND batch_id = $2",
+            ))
+            .bind(instance_id)
+            .bind(batch_id)
+            .bind(i64::try_from(outcome.stored).unwrap_or(i64::MAX))
+            .bind(i64::try_from(outcome.duplicates).unwrap_or(i64::MAX))
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(BatchOutcome::Applied(outcome))
+    }
+
+    async fn get_inventory_batch(
+        &self,
+        instance_id: &str,
+        batch_id: &str,
+    ) -> StoreResult<Option<BatchRecord>> {
+        sqlx::query(self.sql(&format!(
+            "SELECT {BATCH_COLUMNS} FROM inventory_batches WHERE instance_id = $1 AND batch_id = $2"
+        )))
+        .bind(instance_id)
+        .bind(batch_id)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(batch_from_row)
+        .transpose()
+    }
+
+    async fn list_inventory_batches(
+        &self,
+        instance_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<BatchRecord>> {
+        sqlx::query(self.sql(&format!(
+            "SELECT {BATCH_COLUMNS} FROM inventory_batches WHERE instance_id = $1 AND batch_id > $2 \
+             ORDER BY batch_id LIMIT $3"
+        )))
+        .bind(instance_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(batch_from_row)
+        .collect()
     }
 
     async fn list_resources(
@@ -211,18 +362,7 @@ impl InventoryStore for SqlStore {
     ) -> StoreResult<()> {
         let mut transaction = self.pool().begin().await?;
         for record in records {
-            sqlx::query(self.sql(
-                "INSERT INTO quarantine (instance_id, id, source, received_at, reason, record) VALUES ($1, $2, $3, $4, $5, $6)",
-            ))
-            .bind(instance_id)
-            .bind(&record.id)
-            .bind(&record.source)
-            .bind(format_timestamp(record.received_at))
-            .bind(&record.reason)
-            .bind(record.record.to_string())
-            .execute(&mut *transaction)
-            .await
-            .map_err(|error| classify(error, &format!("quarantined record {}", record.id)))?;
+            insert_quarantined(self, &mut transaction, instance_id, record).await?;
         }
         transaction.commit().await?;
         Ok(())

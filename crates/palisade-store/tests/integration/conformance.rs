@@ -8,6 +8,10 @@ use palisade_model::tenancy::{ApiKey, Instance, Role};
 use palisade_store::{DocumentQuery, Store, StoreError, StoredKey};
 use serde_json::json;
 
+use crate::collectors::{
+    collectors_register_once_and_revoke_on_delete_issue_5,
+    inventory_batches_apply_exactly_once_issue_5,
+};
 use crate::decisions::decisions_are_logged_filtered_paged_and_scoped;
 use crate::findings::{
     channels_and_signing_keys_are_scoped, deliveries_queue_lease_retry_and_log,
@@ -442,4 +446,6 @@ conformance_suite!(
     ingest_batches_complete_exactly_once,
     intel_feeds_are_replaced_and_scoped,
     decisions_are_logged_filtered_paged_and_scoped,
+    inventory_batches_apply_exactly_once_issue_5,
+    collectors_register_once_and_revoke_on_delete_issue_5,
 );

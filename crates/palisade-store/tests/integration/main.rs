@@ -1,5 +1,6 @@
 //! Store conformance: the same suite runs against SQLite and PostgreSQL.
 
+mod collectors;
 mod conformance;
 mod decisions;
 mod findings;
