@@ -11,9 +11,9 @@
 //! `sqlite://path` or `postgres://…` (see [`connect`]).
 //!
 //! The traits ([`InstanceStore`], [`KeyStore`], [`DocumentStore`], and one per data family:
-//! inventory, reports, findings, notifications, admission decisions) are what the server sees; every
-//! query that reads tenant data takes the instance id, so no code path can reach another
-//! instance's objects by forgetting a filter. The conformance suite in `tests/` runs against both
+//! inventory, reports, findings, notifications, admission decisions, dashboard sessions) are what
+//! the server sees; every query that reads tenant data takes the instance id, so no code path can
+//! reach another instance's objects by forgetting a filter. The conformance suite in `tests/` runs against both
 //! backends.
 
 pub mod decisions;
@@ -24,6 +24,7 @@ pub mod inventory;
 pub mod migrations;
 pub mod notifications;
 pub mod reports;
+pub mod sessions;
 mod sql;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -41,7 +42,8 @@ pub use findings::FindingsStore;
 pub use insights::InsightsStore;
 pub use inventory::{InventoryStore, PushOutcome, QuarantinedRecord, ResourceFilter};
 pub use notifications::NotificationStore;
-pub use reports::{EvaluationFilter, EvaluationRow, ReportStore, StoredReport};
+pub use reports::{EvaluationFilter, EvaluationRow, ReportStore, ReportSummary, StoredReport};
+pub use sessions::{SessionStore, StoredSession};
 pub use sql::{Dialect, SqlStore};
 pub use time::{format_timestamp, parse_timestamp};
 
@@ -66,6 +68,7 @@ pub trait Store:
     + NotificationStore
     + InsightsStore
     + DecisionStore
+    + SessionStore
     + Send
     + Sync
     + 'static
@@ -82,6 +85,7 @@ impl<
         + NotificationStore
         + InsightsStore
         + DecisionStore
+        + SessionStore
         + Send
         + Sync
         + 'static,

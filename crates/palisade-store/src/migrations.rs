@@ -17,7 +17,8 @@ pub struct Migration {
 /// Every migration, in ascending version order. Append only; never edit an applied one.
 ///
 /// Reserved numbers: 2 findings and notifications, 3 posture (inventory, scans, reports),
-/// 5 insights ingest, 6 configuration governance (the admission decision log).
+/// 5 insights ingest, 6 configuration governance (the admission decision log), 8 the dashboard
+/// (sessions, report summary columns).
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -54,6 +55,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "config_governance",
         sqlite: include_str!("../migrations/sqlite/0006_config_governance.sql"),
         postgres: include_str!("../migrations/postgres/0006_config_governance.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "dashboard",
+        sqlite: include_str!("../migrations/sqlite/0008_dashboard.sql"),
+        postgres: include_str!("../migrations/postgres/0008_dashboard.sql"),
     },
 ];
 
