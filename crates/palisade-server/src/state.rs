@@ -71,8 +71,6 @@ pub struct AppState {
     pub insights: Arc<crate::service::insights::InsightsRuntime>,
     /// Compiled configuration governance policies and the decision log writer.
     pub governance: Arc<crate::service::governance::Governance>,
-    /// The dashboard's signed-in sessions.
-    pub ui_sessions: Arc<crate::ui::Sessions>,
 }
 
 impl AppState {
@@ -88,7 +86,6 @@ impl AppState {
             metrics: crate::middleware::metrics_handle(),
             insights: Arc::default(),
             governance: Arc::default(),
-            ui_sessions: Arc::default(),
         }
     }
 

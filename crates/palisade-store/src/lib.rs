@@ -11,10 +11,10 @@
 //! `sqlite://path` or `postgres://…` (see [`connect`]).
 //!
 //! The traits ([`InstanceStore`], [`KeyStore`], [`DocumentStore`], and one per data family:
-//! inventory, reports, findings, notifications, admission decisions, collectors) are what the
-//! server sees; every
-//! query that reads tenant data takes the instance id, so no code path can reach another
-//! instance's objects by forgetting a filter. The conformance suite in `tests/` runs against both
+//! inventory, reports, findings, notifications, admission decisions, collectors, dashboard
+//! sessions) are what the server sees; every query that reads tenant data takes the instance id,
+//! so no code path can reach another instance's objects by forgetting a filter. The conformance
+//! suite in `tests/` runs against both
 //! backends.
 
 pub mod collectors;
@@ -26,6 +26,7 @@ pub mod inventory;
 pub mod migrations;
 pub mod notifications;
 pub mod reports;
+pub mod sessions;
 mod sql;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -47,7 +48,8 @@ pub use inventory::{
     ResourceFilter,
 };
 pub use notifications::NotificationStore;
-pub use reports::{EvaluationFilter, EvaluationRow, ReportStore, StoredReport};
+pub use reports::{EvaluationFilter, EvaluationRow, ReportStore, ReportSummary, StoredReport};
+pub use sessions::{SessionStore, StoredSession};
 pub use sql::{Dialect, SqlStore};
 pub use time::{format_timestamp, parse_timestamp};
 
@@ -73,6 +75,7 @@ pub trait Store:
     + InsightsStore
     + DecisionStore
     + CollectorStore
+    + SessionStore
     + Send
     + Sync
     + 'static
@@ -90,6 +93,7 @@ impl<
         + InsightsStore
         + DecisionStore
         + CollectorStore
+        + SessionStore
         + Send
         + Sync
         + 'static,

@@ -18,7 +18,7 @@ pub struct Migration {
 ///
 /// Reserved numbers: 2 findings and notifications, 3 posture (inventory, scans, reports),
 /// 5 insights ingest, 6 configuration governance (the admission decision log), 7 collector
-/// agents and idempotent inventory batches.
+/// agents and idempotent inventory batches, 8 the dashboard (sessions, report summary columns).
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -61,6 +61,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "collectors",
         sqlite: include_str!("../migrations/sqlite/0007_collectors.sql"),
         postgres: include_str!("../migrations/postgres/0007_collectors.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "dashboard",
+        sqlite: include_str!("../migrations/sqlite/0008_dashboard.sql"),
+        postgres: include_str!("../migrations/postgres/0008_dashboard.sql"),
     },
 ];
 

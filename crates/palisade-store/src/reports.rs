@@ -21,6 +21,34 @@ pub struct StoredReport {
     pub body: serde_json::Value,
 }
 
+/// What a listing of reports shows: a report without its roll-up. The counts are copied out of
+/// the roll-up (`rollup.score`, `rollup.controls_summary.stats`, `rollup.evaluations_summary`)
+/// into columns when the report is stored, so a listing never reads whole roll-ups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSummary {
+    pub id: String,
+    pub attachment_id: String,
+    pub profile_id: String,
+    /// `ondemand` or `scheduled`.
+    pub scan_type: String,
+    pub created_on: DateTime<Utc>,
+    /// Passed evaluations (the score's numerator).
+    pub passed: u64,
+    /// Passed, failed and errored evaluations (the score's denominator).
+    pub scored: u64,
+    /// Controls not compliant.
+    pub controls_failing: u64,
+    /// Every evaluation of the report, skipped ones included.
+    pub evaluations: u64,
+}
+
+impl ReportSummary {
+    /// The exact compliance score in percent, `None` when nothing was scored.
+    pub fn score_percent(&self) -> Option<f64> {
+        (self.scored > 0).then(|| self.passed as f64 * 100.0 / self.scored as f64)
+    }
+}
+
 /// One evaluation row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvaluationRow {
@@ -60,6 +88,13 @@ pub trait ReportStore {
         attachment_id: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<StoredReport>>;
+    /// Lists reports without their roll-ups, newest first, optionally of one attachment.
+    async fn list_report_summaries(
+        &self,
+        instance_id: &str,
+        attachment_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ReportSummary>>;
     /// Stores a batch of evaluations of a report in one transaction.
     async fn insert_evaluations(
         &self,

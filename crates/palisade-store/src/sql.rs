@@ -8,6 +8,7 @@ mod reports;
 mod findings;
 mod insights;
 mod notifications;
+mod sessions;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -71,22 +71,31 @@ pub async fn create_key(
     Path(_instance_id): Path<String>,
     ApiJson(request): ApiJson<CreateKeyRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<CreatedKey>)> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(create(&state, &auth.key, request).await?),
+    ))
+}
+
+/// Creates a key in `by`'s instance (the API route and the dashboard's form).
+pub(crate) async fn create(
+    state: &AppState,
+    by: &ApiKey,
+    request: CreateKeyRequest,
+) -> ApiResult<CreatedKey> {
     validate_name(&request.name, "/name")?;
-    let instance_id = auth.instance_id().to_owned();
+    let instance_id = by.instance_id.clone();
     let minted = tokio::task::spawn_blocking(move || {
         mint_key(&instance_id, &request.name, request.role, false)
     })
     .await
     .map_err(|error| ApiError::internal(format!("key minting task failed: {error}")))??;
     state.store.create_key(&minted.stored).await?;
-    tracing::info!(key_id = %minted.stored.key.id, role = %minted.stored.key.role, by = %auth.key.id, "key created");
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(CreatedKey {
-            key: minted.stored.key,
-            secret: minted.token,
-        }),
-    ))
+    tracing::info!(key_id = %minted.stored.key.id, role = %minted.stored.key.role, by = %by.id, "key created");
+    Ok(CreatedKey {
+        key: minted.stored.key,
+        secret: minted.token,
+    })
 }
 
 /// Revokes a key; it stops working at once. The last active admin key cannot be revoked, so an
@@ -106,18 +115,24 @@ pub async fn revoke_key(
     auth: Authorized<KeyManagement>,
     Path((_instance_id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    revoke(&state, &auth.key, &key_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes a key of `by`'s instance and ends its dashboard sessions (the API route and the
+/// dashboard's form).
+pub(crate) async fn revoke(state: &AppState, by: &ApiKey, key_id: &str) -> ApiResult<()> {
+    let instance_id = by.instance_id.as_str();
     let target = state
         .store
-        .find_key(&key_id)
+        .find_key(key_id)
         .await?
-        .filter(|stored| {
-            stored.key.instance_id == auth.instance_id() && stored.key.revoked_at.is_none()
-        })
-        .ok_or_else(|| ApiError::not_found("key", &key_id))?;
+        .filter(|stored| stored.key.instance_id == instance_id && stored.key.revoked_at.is_none())
+        .ok_or_else(|| ApiError::not_found("key", key_id))?;
     if target.key.role == Role::Admin
         && state
             .store
-            .count_active_keys(auth.instance_id(), Role::Admin)
+            .count_active_keys(instance_id, Role::Admin)
             .await?
             <= 1
     {
@@ -128,11 +143,14 @@ pub async fn revoke_key(
     }
     if !state
         .store
-        .revoke_key(auth.instance_id(), &key_id, chrono::Utc::now())
+        .revoke_key(instance_id, key_id, chrono::Utc::now())
         .await?
     {
-        return Err(ApiError::not_found("key", &key_id));
+        return Err(ApiError::not_found("key", key_id));
     }
-    tracing::info!(key_id = %key_id, by = %auth.key.id, "key revoked");
-    Ok(StatusCode::NO_CONTENT)
+    // Each dashboard request re-reads the key, so its sessions already cannot act; deleting them
+    // keeps the table to live sessions.
+    let ended = state.store.delete_key_sessions(instance_id, key_id).await?;
+    tracing::info!(key_id = %key_id, by = %by.id, sessions_ended = ended, "key revoked");
+    Ok(())
 }

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use palisade_model::error::{ErrorCode, ErrorTarget};
+use palisade_model::tenancy::ApiKey;
 use palisade_store::notifications::{
     AttemptOutcome, Delivery, DeliveryFilter, DeliveryState, NewDelivery,
 };
@@ -58,7 +59,8 @@ pub struct ChannelPath {
     pub channel_id: String,
 }
 
-fn stored_channel(stored: palisade_store::notifications::StoredChannel) -> ApiResult<Channel> {
+/// Reads a stored channel as the API shows it (the dashboard's pages too).
+pub(crate) fn stored_channel(stored: palisade_store::notifications::StoredChannel) -> ApiResult<Channel> {
     let mut channel: Channel = serde_json::from_value(stored.body)
         .map_err(|error| ApiError::internal(format!("stored channel does not parse: {error}")))?;
     channel.created_at = Some(wire_time(stored.created_at));
@@ -129,11 +131,26 @@ pub async fn create_notification_channel(
     ApiJson(request): ApiJson<ChannelRequest>,
 ) -> ApiResult<ApiJson<ChannelInfo>> {
     check_path_id("account_id", &path.account_id)?;
+    let channel_id = create_channel(&state, &auth.key, &path.account_id, &request).await?;
+    Ok(ApiJson(ChannelInfo {
+        channel_id,
+        status_code: 200,
+    }))
+}
+
+/// Validates and stores a new channel of an account of `by`'s instance (the API route and the
+/// dashboard's form); answers its id.
+pub(crate) async fn create_channel(
+    state: &AppState,
+    by: &ApiKey,
+    account_id: &str,
+    request: &ChannelRequest,
+) -> ApiResult<String> {
     let channel_id = uuid::Uuid::new_v4().to_string();
-    let channel = channel_from_request(&channel_id, &request, &state.config)?;
+    let channel = channel_from_request(&channel_id, request, &state.config)?;
     let existing = state
         .store
-        .list_channels(auth.instance_id(), &path.account_id)
+        .list_channels(&by.instance_id, account_id)
         .await?;
     if existing.len() >= MAX_CHANNELS_PER_ACCOUNT {
         return Err(ApiError::new(
@@ -144,18 +161,15 @@ pub async fn create_notification_channel(
     state
         .store
         .insert_channel(
-            auth.instance_id(),
-            &path.account_id,
+            &by.instance_id,
+            account_id,
             &channel_id,
             &channel_body(&channel)?,
             Utc::now(),
         )
         .await?;
-    tracing::info!(channel = %channel_id, kind = %channel.channel_type, by = %auth.key.id, "notification channel created");
-    Ok(ApiJson(ChannelInfo {
-        channel_id,
-        status_code: 200,
-    }))
+    tracing::info!(channel = %channel_id, kind = %channel.channel_type, by = %by.id, "notification channel created");
+    Ok(channel_id)
 }
 
 /// IBM's `ChannelsDelete`.
@@ -235,27 +249,44 @@ pub async fn update_notification_channel(
     Path(path): Path<ChannelPath>,
     ApiJson(request): ApiJson<ChannelRequest>,
 ) -> ApiResult<ApiJson<ChannelInfo>> {
-    let channel = channel_from_request(&path.channel_id, &request, &state.config)?;
+    update_channel(
+        &state,
+        &auth.key,
+        &path.account_id,
+        &path.channel_id,
+        &request,
+    )
+    .await?;
+    Ok(ApiJson(ChannelInfo {
+        channel_id: path.channel_id,
+        status_code: 200,
+    }))
+}
+
+/// Validates and replaces a channel's settings (the API route and the dashboard's form).
+pub(crate) async fn update_channel(
+    state: &AppState,
+    by: &ApiKey,
+    account_id: &str,
+    channel_id: &str,
+    request: &ChannelRequest,
+) -> ApiResult<()> {
+    let channel = channel_from_request(channel_id, request, &state.config)?;
     state
         .store
         .update_channel(
-            auth.instance_id(),
-            &path.account_id,
-            &path.channel_id,
+            &by.instance_id,
+            account_id,
+            channel_id,
             &channel_body(&channel)?,
             Utc::now(),
         )
         .await
         .map_err(|error| match error {
-            palisade_store::StoreError::NotFound(_) => {
-                ApiError::not_found("channel", &path.channel_id)
-            }
+            palisade_store::StoreError::NotFound(_) => ApiError::not_found("channel", channel_id),
             other => other.into(),
         })?;
-    Ok(ApiJson(ChannelInfo {
-        channel_id: path.channel_id,
-        status_code: 200,
-    }))
+    Ok(())
 }
 
 /// IBM's `ChannelDelete`.

@@ -3,8 +3,9 @@
 //! - Pages are [`maud`] templates: compiled with the server, type-checked, escaping every value
 //!   by default. One small stylesheet and one small script are embedded ([`assets`]); the script
 //!   only enhances (reading and acting work without JavaScript), and charts are inline SVG.
-//! - People sign in with an API key ([`session`]); the session is kept on the server and its role
-//!   decides what pages show: viewers read, editors and admins act, admins see keys.
+//! - People sign in with an API key ([`session`]); the session is kept in the store (it survives
+//!   restarts) and its role decides what pages show: viewers read, editors and admins act and
+//!   change configuration ([`configure`], [`forms`]), admins also manage keys.
 //! - All data comes through the store traits and the `service::` functions the API uses, so a
 //!   page and its API route cannot disagree. Large collections (evaluations, findings) are read a
 //!   page at a time with the store's keyset paging.
@@ -14,7 +15,9 @@
 
 mod assets;
 mod charts;
+mod configure;
 mod findings;
+mod forms;
 mod layout;
 mod overview;
 mod posture;
@@ -32,7 +35,7 @@ use maud::html;
 use palisade_model::error::ErrorCode;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-pub use session::{SESSION_COOKIE, SIGN_IN_COOKIE, Sessions};
+pub use session::{SESSION_COOKIE, SIGN_IN_COOKIE, session_hash};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -86,7 +89,62 @@ pub fn router() -> Router<AppState> {
             post(findings::change_status),
         )
         .route("/ui/configuration", get(settings::configuration))
-        .route("/ui/configuration/keys", get(settings::keys))
+        .route(
+            "/ui/configuration/keys",
+            get(settings::keys).post(configure::create_key),
+        )
+        .route(
+            "/ui/configuration/keys/{key_id}/revoke",
+            post(configure::revoke_key),
+        )
+        .route("/ui/configuration/scopes", post(configure::create_scope))
+        .route("/ui/configuration/scopes/new", get(configure::new_scope))
+        .route(
+            "/ui/configuration/scopes/{scope_id}",
+            get(configure::edit_scope).post(configure::update_scope),
+        )
+        .route("/ui/configuration/profiles", post(configure::create_profile))
+        .route("/ui/configuration/profiles/new", get(configure::new_profile))
+        .route(
+            "/ui/configuration/profiles/{profile_id}",
+            get(configure::edit_profile).post(configure::update_profile),
+        )
+        .route(
+            "/ui/configuration/attachments",
+            post(configure::create_attachment),
+        )
+        .route(
+            "/ui/configuration/attachments/new",
+            get(configure::new_attachment),
+        )
+        .route(
+            "/ui/configuration/attachments/{attachment_id}",
+            get(configure::edit_attachment).post(configure::update_attachment),
+        )
+        .route("/ui/configuration/rules", post(configure::create_rule))
+        .route("/ui/configuration/rules/new", get(configure::new_rule))
+        .route(
+            "/ui/configuration/rules/{rule_id}",
+            get(configure::edit_rule).post(configure::update_rule),
+        )
+        .route(
+            "/ui/configuration/templates",
+            post(configure::create_template),
+        )
+        .route(
+            "/ui/configuration/templates/new",
+            get(configure::new_template),
+        )
+        .route(
+            "/ui/configuration/templates/{template_id}",
+            get(configure::edit_template).post(configure::update_template),
+        )
+        .route("/ui/configuration/channels", post(configure::create_channel))
+        .route("/ui/configuration/channels/new", get(configure::new_channel))
+        .route(
+            "/ui/configuration/channels/{channel_id}",
+            get(configure::edit_channel).post(configure::update_channel),
+        )
         .route("/ui/{*rest}", get(not_found))
         .layer(axum::middleware::from_fn(page_headers))
 }

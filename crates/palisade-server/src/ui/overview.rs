@@ -11,7 +11,7 @@ use palisade_store::findings::{FindingStatus, OccurrenceFilter};
 
 use super::charts::{self, SEVERITIES};
 use super::layout::{self, Section};
-use super::posture::{report_score, rollup_of};
+use super::posture::rollup_of;
 use super::session::Session;
 use super::{UiError, encode};
 use crate::routes::v3::ATTACHMENT;
@@ -61,16 +61,21 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Mar
             .as_str()
             .unwrap_or(&attachment.id)
             .to_owned();
+        // The trend reads summary columns only; the latest report alone is read whole.
         let reports = state
             .store
-            .list_reports(instance_id, Some(&attachment.id), TREND_REPORTS)
+            .list_report_summaries(instance_id, Some(&attachment.id), TREND_REPORTS)
             .await?;
         let points = reports
             .iter()
             .rev()
-            .filter_map(|report| report_score(report).map(|score| (report.created_on, score)))
+            .filter_map(|report| report.score_percent().map(|score| (report.created_on, score)))
             .collect();
-        if let Some(latest) = reports.first() {
+        let latest = match reports.first() {
+            Some(summary) => state.store.get_report(instance_id, &summary.id).await?,
+            None => None,
+        };
+        if let Some(latest) = &latest {
             let rollup = rollup_of(latest)?;
             for control in &rollup.controls {
                 if control.stats.status != ComplianceStatus::NotCompliant {

@@ -17,7 +17,7 @@ use maud::{Markup, html};
 use palisade_model::error::{ErrorCode, ErrorTarget};
 use palisade_model::tenancy::Action;
 use palisade_posture::drift::ReportDrift;
-use palisade_posture::{ComplianceScore, Rollup, ScanEvaluation};
+use palisade_posture::{Rollup, ScanEvaluation};
 use palisade_store::{EvaluationFilter, StoredReport};
 use serde::Deserialize;
 use serde_json::Value;
@@ -42,13 +42,6 @@ pub fn rollup_of(report: &StoredReport) -> ApiResult<Rollup> {
     Rollup::deserialize(&report.body["rollup"]).map_err(|error| {
         ApiError::internal(format!("stored roll-up of report {}: {error}", report.id))
     })
-}
-
-/// A report's exact compliance score, `None` when it evaluated nothing.
-pub fn report_score(report: &StoredReport) -> Option<f64> {
-    ComplianceScore::deserialize(&report.body["rollup"]["score"])
-        .ok()
-        .and_then(|score| score.exact_percent())
 }
 
 async fn report_of(
@@ -104,7 +97,14 @@ pub async fn attachments(
         h1 { "Posture" }
         (layout::flash(done.done.as_deref()))
         @if attachments.is_empty() {
-            p { "No attachments yet. Attach a profile to a scope with the API (" code { "POST /instances/{id}/v3/profiles/{profile_id}/attachments" } ")." }
+            p {
+                "No attachments yet. "
+                @if session.can(Action::WriteConfig) {
+                    a href="/ui/configuration/attachments/new" { "Attach a profile to a scope" } "."
+                } @else {
+                    "An editor or admin attaches a profile to a scope in the configuration."
+                }
+            }
         } @else {
             div.table-wrap { table.responsive {
                 caption { "Attachments: a profile applied to a scope on a schedule" }
@@ -144,12 +144,12 @@ pub async fn attachment(
     let document = documents::get(&state, instance_id, ATTACHMENT, &attachment_id).await?;
     let reports = state
         .store
-        .list_reports(instance_id, Some(&attachment_id), HISTORY_REPORTS)
+        .list_report_summaries(instance_id, Some(&attachment_id), HISTORY_REPORTS)
         .await?;
     let points: Vec<(DateTime<Utc>, f64)> = reports
         .iter()
         .rev()
-        .filter_map(|report| report_score(report).map(|score| (report.created_on, score)))
+        .filter_map(|report| report.score_percent().map(|score| (report.created_on, score)))
         .collect();
     let name = document.body["name"]
         .as_str()
@@ -187,13 +187,12 @@ pub async fn attachment(
                 thead { tr { th { "Report" } th { "Type" } th { "Score" } th.num { "Controls failing" } th.num { "Evaluations" } } }
                 tbody {
                     @for report in &reports {
-                        @let stats = &report.body["rollup"]["controls_summary"]["stats"];
                         tr {
                             td data-label="Report" { a href=(format!("/ui/posture/reports/{}", encode(&report.id))) { (layout::time(report.created_on)) } }
                             td data-label="Type" { (report.scan_type) }
-                            td data-label="Score" { (layout::score(report_score(report))) }
-                            td.num data-label="Controls failing" { (stats["not_compliant_count"].as_u64().unwrap_or(0)) }
-                            td.num data-label="Evaluations" { (report.body["rollup"]["evaluations_summary"]["total_count"].as_u64().unwrap_or(0)) }
+                            td data-label="Score" { (layout::score(report.score_percent())) }
+                            td.num data-label="Controls failing" { (report.controls_failing) }
+                            td.num data-label="Evaluations" { (report.evaluations) }
                         }
                     }
                 }
@@ -246,13 +245,18 @@ async fn drift_of(
     report: &StoredReport,
     rollup: &Rollup,
 ) -> ApiResult<Option<(StoredReport, ReportDrift)>> {
-    let previous = state
+    let previous_id = state
         .store
-        .list_reports(instance_id, Some(&report.attachment_id), HISTORY_REPORTS)
+        .list_report_summaries(instance_id, Some(&report.attachment_id), HISTORY_REPORTS)
         .await?
         .into_iter()
         .filter(|older| older.created_on < report.created_on)
-        .max_by_key(|older| older.created_on);
+        .max_by_key(|older| older.created_on)
+        .map(|older| older.id);
+    let previous = match previous_id {
+        Some(id) => state.store.get_report(instance_id, &id).await?,
+        None => None,
+    };
     match previous {
         Some(previous) => {
             let previous_rollup = rollup_of(&previous)?;

@@ -1,20 +1,18 @@
-//! Dashboard sessions: sign-in with an API key, the server-side session map, the session cookie
+//! Dashboard sessions: sign-in with an API key, sessions kept in the store, the session cookie
 //! and CSRF tokens.
 //!
 //! The key a person types is verified once with [`crate::auth::KeyVerifier`] and never stored:
-//! the browser gets a random session id (`HttpOnly; SameSite=Strict; Path=/ui`, and `Secure`
-//! unless the page is plain http on a loopback host), the server maps it to the key id, its
-//! instance and a CSRF token. Every request re-reads the key (one indexed read), so revoking a key
-//! ends its sessions at once. Sessions live in memory: a restart signs everyone out, which is the
-//! price of keeping no secret at rest; several replicas need sticky sessions.
+//! the browser gets a random 256-bit session id (`HttpOnly; SameSite=Strict; Path=/ui`, and
+//! `Secure` unless the page is plain http on a loopback host); the store keeps the SHA-256 of that
+//! id with the key id, its instance, a CSRF token and the expiry ([`palisade_store::SessionStore`]),
+//! so sessions survive a restart and are shared by replicas, and a copy of the table signs nobody
+//! in. Every request re-reads the key (one indexed read), so revoking a key ends its sessions at
+//! once; revocation also deletes them.
 //!
 //! Every state-changing form carries the session's CSRF token (checked in constant time) on top
 //! of `SameSite=Strict`. The sign-in form, which has no session yet, uses a double-submit token: a
 //! short-lived cookie and a hidden field that must match (so another site cannot sign a browser
 //! in with the attacker's key).
-
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use axum::extract::{Form, FromRequestParts, Query, State};
 use axum::http::header::{COOKIE, HOST, LOCATION, SET_COOKIE};
@@ -23,17 +21,19 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use maud::html;
 use palisade_model::error::ErrorCode;
 use palisade_model::tenancy::{Action, ApiKey};
+use palisade_store::StoredSession;
 use rand::RngCore;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::UiError;
 use super::layout;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// The session cookie.
@@ -42,80 +42,30 @@ pub const SESSION_COOKIE: &str = "palisade_session";
 pub const SIGN_IN_COOKIE: &str = "palisade_sign_in";
 /// How long a session lasts without signing in again.
 const SESSION_HOURS: i64 = 8;
-/// Bound on live sessions; the oldest are dropped first when it is reached.
-const SESSION_LIMIT: usize = 10_000;
 
-/// What the server remembers of a session; never the key itself.
-#[derive(Debug, Clone)]
-struct SessionRecord {
-    key_id: String,
-    instance_id: String,
-    csrf: String,
-    expires_at: DateTime<Utc>,
+/// What the store keys a session by: the SHA-256 of the id the browser holds, in hex.
+pub fn session_hash(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
 }
 
-/// The live sessions of the dashboard, by session id.
-#[derive(Debug, Default)]
-pub struct Sessions {
-    map: Mutex<HashMap<String, SessionRecord>>,
-}
-
-impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionRecord>> {
-        // Single inserts and removals cannot leave the map inconsistent after a panic.
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Opens a session for a verified key; returns its id.
-    fn open(&self, key: &ApiKey, now: DateTime<Utc>) -> String {
-        let id = random_token();
-        let record = SessionRecord {
-            key_id: key.id.clone(),
-            instance_id: key.instance_id.clone(),
-            csrf: random_token(),
-            expires_at: now + Duration::hours(SESSION_HOURS),
-        };
-        let mut map = self.lock();
-        map.retain(|_, session| session.expires_at > now);
-        if map.len() >= SESSION_LIMIT
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, session)| session.expires_at)
-                .map(|(id, _)| id.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(id.clone(), record);
-        id
-    }
-
-    fn get(&self, id: &str, now: DateTime<Utc>) -> Option<SessionRecord> {
-        let mut map = self.lock();
-        match map.get(id) {
-            Some(session) if session.expires_at > now => Some(session.clone()),
-            Some(_) => {
-                map.remove(id);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn close(&self, id: &str) {
-        self.lock().remove(id);
-    }
-
-    /// Returns how many sessions are open (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Returns whether no session is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// Opens a session for a verified key; returns the id for the cookie.
+async fn open_session(state: &AppState, key: &ApiKey) -> ApiResult<String> {
+    let now = Utc::now();
+    // Expired sessions are dropped as new ones open: one indexed delete, no sweeper task.
+    state.store.purge_expired_sessions(now).await?;
+    let id = random_token();
+    let session = StoredSession {
+        instance_id: key.instance_id.clone(),
+        key_id: key.id.clone(),
+        csrf: random_token(),
+        created_at: now,
+        expires_at: now + Duration::hours(SESSION_HOURS),
+    };
+    state
+        .store
+        .create_session(&session_hash(&id), &session)
+        .await?;
+    Ok(id)
 }
 
 fn random_token() -> String {
@@ -191,7 +141,8 @@ fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age_seconds: i64
 #[derive(Debug, Clone)]
 pub struct Session {
     pub key: ApiKey,
-    id: String,
+    /// The stored hash of the session id.
+    hash: String,
     csrf: String,
 }
 
@@ -254,23 +205,28 @@ impl FromRequestParts<AppState> for Session {
             .map_or("/ui/", |path| path.as_str())
             .to_owned();
         let sign_in = || UiError::SignIn { next: next.clone() };
-        let id = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(sign_in)?;
-        let record = state.ui_sessions.get(id, Utc::now()).ok_or_else(sign_in)?;
+        let id = cookie(&parts.headers, SESSION_COOKIE)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(sign_in)?;
+        let hash = session_hash(id);
+        let record = state
+            .store
+            .find_session(&hash, Utc::now())
+            .await?
+            .ok_or_else(sign_in)?;
         let stored = state.store.find_key(&record.key_id).await?;
         let Some(stored) = stored.filter(|stored| {
-            stored.key.revoked_at.is_none() && stored.key.instance_id == record.instance_id
+            stored.key.revoked_at.is_none()
+                && stored.key.instance_id == record.instance_id
+                && stored.key.role.allows(Action::Read)
         }) else {
-            state.ui_sessions.close(id);
+            state.store.delete_session(&hash).await?;
             return Err(sign_in());
         };
-        if !stored.key.role.allows(Action::Read) {
-            state.ui_sessions.close(id);
-            return Err(sign_in());
-        }
         state.check_rate(&stored.key.id)?;
         Ok(Session {
             key: stored.key,
-            id: id.to_owned(),
+            hash,
             csrf: record.csrf,
         })
     }
@@ -399,7 +355,10 @@ pub async fn sign_in(
             )),
         );
     }
-    let session_id = state.ui_sessions.open(&key, Utc::now());
+    let session_id = match open_session(&state, &key).await {
+        Ok(id) => id,
+        Err(error) => return UiError::from(error).into_response(),
+    };
     tracing::info!(key = %key.id, role = %key.role, "dashboard sign-in");
     let mut response = (StatusCode::SEE_OTHER, [(LOCATION, next)]).into_response();
     let headers_out = response.headers_mut();
@@ -426,7 +385,7 @@ pub async fn sign_out(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
     session.check_csrf(&form.csrf)?;
-    state.ui_sessions.close(&session.id);
+    state.store.delete_session(&session.hash).await?;
     let mut response = (StatusCode::SEE_OTHER, [(LOCATION, "/ui/sign-in")]).into_response();
     response
         .headers_mut()
@@ -469,25 +428,14 @@ mod tests {
     }
 
     #[test]
-    fn sessions_expire_and_close() {
-        let sessions = Sessions::default();
-        let key = ApiKey {
-            id: "k".into(),
-            instance_id: "i".into(),
-            name: "n".into(),
-            role: palisade_model::tenancy::Role::Viewer,
-            operator: false,
-            created_at: Utc::now(),
-            revoked_at: None,
-        };
-        let now = Utc::now();
-        let id = sessions.open(&key, now);
-        assert!(sessions.get(&id, now).is_some());
-        assert!(sessions.get(&id, now + Duration::hours(9)).is_none());
-        assert!(sessions.is_empty(), "expired sessions are dropped");
-        let id = sessions.open(&key, now);
-        sessions.close(&id);
-        assert!(sessions.get(&id, now).is_none());
+    fn sessions_are_stored_by_a_hash_of_their_id() {
+        let id = random_token();
+        assert_eq!(id.len(), 43, "256 bits, base64url");
+        let hash = session_hash(&id);
+        assert_eq!(hash.len(), 64);
+        assert!(!hash.contains(&id));
+        assert_eq!(hash, session_hash(&id));
+        assert_ne!(hash, session_hash(&random_token()));
     }
 
     #[test]

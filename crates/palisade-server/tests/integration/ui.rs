@@ -111,6 +111,15 @@ pub async fn sign_in(server: &TestServer, key: &str) -> Browser {
 }
 
 impl Browser {
+    /// The hash under which the store keeps this browser's session.
+    pub fn session_hash(&self) -> String {
+        palisade_server::ui::session_hash(
+            self.cookie
+                .strip_prefix("palisade_session=")
+                .unwrap_or_default(),
+        )
+    }
+
     pub async fn get(&self, server: &TestServer, path: &str) -> Answer {
         request(
             server,
@@ -160,6 +169,8 @@ pub struct Seeded {
     pub report_id: String,
     pub control_id: String,
     pub rule_id: String,
+    pub library_id: String,
+    pub scope_id: String,
 }
 
 /// Seeds an attachment "Nightly AWS" over two buckets (one unversioned), a manual assessment,
@@ -229,6 +240,8 @@ pub async fn seed(server: &TestServer) -> Seeded {
         report_id: scan["report_id"].as_str().expect("report id").to_owned(),
         control_id,
         rule_id,
+        library_id: library["id"].as_str().expect("library id").to_owned(),
+        scope_id: scope["id"].as_str().expect("scope id").to_owned(),
     }
 }
 
@@ -461,7 +474,16 @@ async fn pages_need_a_session_and_sign_out_ends_it() {
         browser.get(&server, "/ui/").await.status,
         StatusCode::SEE_OTHER
     );
-    assert!(server.state.ui_sessions.is_empty());
+    assert_eq!(
+        server
+            .state
+            .store
+            .find_session(&browser.session_hash(), Utc::now())
+            .await
+            .expect("find"),
+        None,
+        "sign-out deletes the stored session"
+    );
 
     // Keys that cannot read (collector, ingest) cannot sign in.
     let (_, collector) = server.key_with_role("collector").await;
@@ -806,6 +828,8 @@ async fn report_pages_stay_fast_with_100000_evaluations_issue_10() {
             )
         ),
         "/ui/".to_owned(),
+        format!("/ui/posture/attachments/{}", seeded.attachment_id),
+        "/ui/configuration".to_owned(),
     ] {
         // The first request warms the connection pool and caches; the second is measured.
         browser.get(&server, &path).await;
@@ -820,4 +844,796 @@ async fn report_pages_stay_fast_with_100000_evaluations_issue_10() {
             assert!(answer.text.contains("Next page"), "paged: {path}");
         }
     }
+}
+
+/// The message shown next to a form field (`<span class="field-error" id="{field}-error">`).
+fn field_error(page: &str, field: &str) -> Option<String> {
+    let marker = format!("id=\"{field}-error\">");
+    let start = page.find(&marker)? + marker.len();
+    let rest = &page[start..];
+    Some(rest[..rest.find("</span>")?].to_owned())
+}
+
+/// Asserts that a form came back (400, or `status`) with `message` next to `field`, and that
+/// the field is marked invalid for assistive technology.
+fn assert_field_error(answer: &Answer, status: StatusCode, field: &str, message: &str) {
+    assert_eq!(answer.status, status, "{field}: {}", answer.text);
+    let shown = field_error(&answer.text, field)
+        .unwrap_or_else(|| panic!("no error next to `{field}`: {}", answer.text));
+    assert!(
+        shown.contains(message),
+        "`{field}` says {shown:?}, not {message:?}"
+    );
+    assert!(answer.text.contains("Please correct the following"));
+    assert!(answer.text.contains(&format!("href=\"#{field}\"")));
+    assert!(
+        answer.text.contains("aria-invalid=\"true\""),
+        "{}",
+        answer.text
+    );
+}
+
+async fn v3(server: &TestServer, path: &str) -> Value {
+    let answer = server
+        .call(
+            Method::GET,
+            &format!("/instances/{}/{path}", server.instance_id),
+            Some(&server.admin_key),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
+    answer.body
+}
+
+fn find<'a>(items: &'a Value, key: &str, value: &str) -> &'a Value {
+    items
+        .as_array()
+        .and_then(|items| items.iter().find(|item| item[key] == value))
+        .unwrap_or_else(|| panic!("no item with {key} = {value} in {items}"))
+}
+
+/// Issue 10: every configuration form creates (and edits) through the API's own functions:
+/// success, the API's validation error shown next to its field, a forged CSRF token refused.
+#[tokio::test]
+async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
+    let server = TestServer::sqlite().await;
+    let seeded = seed(&server).await;
+    let admin = sign_in(&server, &server.admin_key).await;
+    let page = admin.get(&server, "/ui/configuration").await;
+    for link in [
+        "/ui/configuration/scopes/new",
+        "/ui/configuration/profiles/new",
+        "/ui/configuration/attachments/new",
+        "/ui/configuration/rules/new",
+        "/ui/configuration/templates/new",
+        "/ui/configuration/channels/new",
+    ] {
+        assert!(page.text.contains(link), "no link to {link}");
+        let form = admin.get(&server, link).await;
+        assert_eq!(form.status, StatusCode::OK, "{link}: {}", form.text);
+        assert!(form.text.contains("name=\"csrf\""), "{link}");
+    }
+    let csrf = csrf_of(&page.text);
+
+    // Scopes.
+    let refused = admin
+        .post(
+            &server,
+            "/ui/configuration/scopes",
+            &[("csrf", "forged"), ("name", "forged scope")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "CSRF");
+    let invalid = admin
+        .post(
+            &server,
+            "/ui/configuration/scopes",
+            &[
+                ("csrf", &csrf),
+                ("name", " "),
+                ("description", "kept as typed"),
+                ("environment", "aws"),
+            ],
+        )
+        .await;
+    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "name", "must not be empty");
+    assert!(invalid.text.contains("kept as typed"), "values are kept");
+    let created = admin
+        .post(
+            &server,
+            "/ui/configuration/scopes",
+            &[
+                ("csrf", &csrf),
+                ("name", "prod account"),
+                ("environment", "aws"),
+                ("scope_type", "account"),
+                ("scope_id", "111122223333"),
+                ("regions", "eu-west-1, eu-central-1"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    assert!(
+        created.headers["location"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("/ui/configuration?done=")
+    );
+    let scopes = v3(&server, "v3/scopes").await;
+    assert_eq!(scopes["total_count"], 2, "the forged post made nothing");
+    let scope = find(&scopes["scopes"], "name", "prod account").clone();
+    assert_eq!(scope["created_by"], admin_key_id(&server));
+    assert_eq!(
+        scope["properties"],
+        json!([{"name": "scope_type", "value": "account"}, {"name": "scope_id", "value": "111122223333"},
+            {"name": "regions", "value": ["eu-west-1", "eu-central-1"]}])
+    );
+    let scope_id = scope["id"].as_str().expect("id").to_owned();
+    let edit = admin
+        .get(&server, &format!("/ui/configuration/scopes/{scope_id}"))
+        .await;
+    assert!(edit.text.contains("value=\"prod account\""), "{}", edit.text);
+    let saved = admin
+        .post(
+            &server,
+            &format!("/ui/configuration/scopes/{scope_id}"),
+            &[
+                ("csrf", &csrf),
+                ("name", "prod account (EU)"),
+                ("description", "EU regions"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    assert_eq!(
+        v3(&server, &format!("v3/scopes/{scope_id}")).await["name"],
+        "prod account (EU)"
+    );
+
+    // Profiles: controls chosen from the instance's libraries.
+    let control = format!("{} {}", seeded.library_id, seeded.control_id);
+    let missing_control = format!("{} no-such-control", seeded.library_id);
+    let invalid = admin
+        .post(
+            &server,
+            "/ui/configuration/profiles",
+            &[
+                ("csrf", &csrf),
+                ("profile_name", "backups"),
+                ("profile_version", "1.0.0"),
+                ("control", &missing_control),
+            ],
+        )
+        .await;
+    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "controls", "has no control");
+    let created = admin
+        .post(
+            &server,
+            "/ui/configuration/profiles",
+            &[
+                ("csrf", &csrf),
+                ("profile_name", "backups"),
+                ("profile_version", "1.0.0"),
+                ("control", &control),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let profiles = v3(&server, "v3/profiles?limit=200").await;
+    let profile = find(&profiles["profiles"], "profile_name", "backups").clone();
+    assert_eq!(profile["controls_count"], 1);
+    let profile_id = profile["id"].as_str().expect("id").to_owned();
+    let saved = admin
+        .post(
+            &server,
+            &format!("/ui/configuration/profiles/{profile_id}"),
+            &[
+                ("csrf", &csrf),
+                ("profile_name", "backups"),
+                ("profile_version", "1.1.0"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let profile = v3(&server, &format!("v3/profiles/{profile_id}")).await;
+    assert_eq!(profile["profile_version"], "1.1.0");
+    assert_eq!(profile["controls_count"], 0, "every control unticked");
+
+    // Attachments.
+    let invalid = admin
+        .post(
+            &server,
+            "/ui/configuration/attachments",
+            &[
+                ("csrf", &csrf),
+                ("profile_id", &profile_id),
+                ("name", "weekly backups"),
+                ("scope", &scope_id),
+                ("schedule", "hourly"),
+                ("status", "enabled"),
+            ],
+        )
+        .await;
+    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "schedule", "must be one of");
+    let not_a_number = admin
+        .post(
+            &server,
+            "/ui/configuration/attachments",
+            &[
+                ("csrf", &csrf),
+                ("profile_id", &profile_id),
+                ("name", "weekly backups"),
+                ("scope", &scope_id),
+                ("schedule", "daily"),
+                ("status", "enabled"),
+                ("threshold_limit", "some"),
+            ],
+        )
+        .await;
+    assert_field_error(
+        &not_a_number,
+        StatusCode::BAD_REQUEST,
+        "threshold_limit",
+        "whole number",
+    );
+    let created = admin
+        .post(
+            &server,
+            "/ui/configuration/attachments",
+            &[
+                ("csrf", &csrf),
+                ("profile_id", &profile_id),
+                ("name", "weekly backups"),
+                ("scope", &scope_id),
+                ("scope", &seeded.scope_id),
+                ("schedule", "every_7_days"),
+                ("status", "disabled"),
+                ("notify", "on"),
+                ("threshold_limit", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let attachments = v3(&server, "v3/attachments").await;
+    let attachment = find(&attachments["attachments"], "name", "weekly backups").clone();
+    assert_eq!(attachment["profile_id"], profile_id.as_str());
+    assert_eq!(attachment["scope"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        attachment["notifications"],
+        json!({"enabled": true, "controls": {"threshold_limit": 3, "failed_control_ids": []}})
+    );
+    let attachment_id = attachment["id"].as_str().expect("id").to_owned();
+    let edit = admin
+        .get(
+            &server,
+            &format!("/ui/configuration/attachments/{attachment_id}"),
+        )
+        .await;
+    assert!(edit.text.contains("value=\"weekly backups\""));
+    let saved = admin
+        .post(
+            &server,
+            &format!("/ui/configuration/attachments/{attachment_id}"),
+            &[
+                ("csrf", &csrf),
+                ("name", "weekly backups"),
+                ("scope", &scope_id),
+                ("schedule", "daily"),
+                ("status", "enabled"),
+                ("threshold_limit", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let attachment = v3(
+        &server,
+        &format!("v3/profiles/{profile_id}/attachments/{attachment_id}"),
+    )
+    .await;
+    assert_eq!(attachment["schedule"], "daily");
+    assert_eq!(attachment["notifications"]["enabled"], false);
+    assert!(attachment["next_scan_time"].is_string(), "enabled: scheduled");
+
+    // Rules: the rule engine's validator names the place inside the JSON.
+    let not_json = admin
+        .post(
+            &server,
+            "/ui/configuration/rules",
+            &[
+                ("csrf", &csrf),
+                ("description", "Buckets are private"),
+                ("service_name", "s3"),
+                ("resource_kind", "bucket"),
+                ("required_config", "{\"property\": "),
+            ],
+        )
+        .await;
+    assert_field_error(
+        &not_json,
+        StatusCode::BAD_REQUEST,
+        "required_config",
+        "is not JSON",
+    );
+    let bad_operator = admin
+        .post(
+            &server,
+            "/ui/configuration/rules",
+            &[
+                ("csrf", &csrf),
+                ("description", "Buckets are private"),
+                ("service_name", "s3"),
+                ("resource_kind", "bucket"),
+                (
+                    "required_config",
+                    "{\"property\": \"public_access\", \"operator\": \"looks_fine\"}",
+                ),
+            ],
+        )
+        .await;
+    assert_field_error(
+        &bad_operator,
+        StatusCode::BAD_REQUEST,
+        "required_config",
+        "at /operator",
+    );
+    let created = admin
+        .post(
+            &server,
+            "/ui/configuration/rules",
+            &[
+                ("csrf", &csrf),
+                ("description", "Buckets are private"),
+                ("version", "1.0.0"),
+                ("service_name", "s3"),
+                ("resource_kind", "bucket"),
+                ("target_attributes", "region string_equals eu-west-1"),
+                (
+                    "required_config",
+                    "{\"property\": \"public_access\", \"operator\": \"is_false\"}",
+                ),
+                ("labels", "storage, exposure"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let rules = v3(&server, "v3/rules?search=private").await;
+    let rule = rules["rules"][0].clone();
+    assert_eq!(rule["labels"], json!(["storage", "exposure"]));
+    assert_eq!(
+        rule["target"]["additional_target_attributes"],
+        json!([{"name": "region", "operator": "string_equals", "value": "eu-west-1"}])
+    );
+    let rule_id = rule["id"].as_str().expect("id").to_owned();
+    let edit = admin
+        .get(&server, &format!("/ui/configuration/rules/{rule_id}"))
+        .await;
+    assert!(edit.text.contains("name=\"revision\" value=\"1\""), "{}", edit.text);
+    let rule_fields = |revision: &'static str, description: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("revision", revision.to_owned()),
+            ("description", description.to_owned()),
+            ("service_name", "s3".to_owned()),
+            ("resource_kind", "bucket".to_owned()),
+            (
+                "required_config",
+                "{\"property\": \"public_access\", \"operator\": \"is_false\"}".to_owned(),
+            ),
+        ]
+    };
+    let fields = rule_fields("1", "Buckets are never public");
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = admin
+        .post(&server, &format!("/ui/configuration/rules/{rule_id}"), &pairs)
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    // A form opened before that change (revision 1) does not overwrite it.
+    let fields = rule_fields("1", "stale edit");
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stale = admin
+        .post(&server, &format!("/ui/configuration/rules/{rule_id}"), &pairs)
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", stale.text);
+    assert!(stale.text.contains("changed since this form was opened"));
+    assert_eq!(
+        v3(&server, &format!("v3/rules/{rule_id}")).await["description"],
+        "Buckets are never public"
+    );
+
+    // Templates (configuration governance).
+    let invalid = admin
+        .post(
+            &server,
+            "/ui/configuration/templates",
+            &[
+                ("csrf", &csrf),
+                ("name", "encrypted buckets"),
+                ("service_name", "s3"),
+                ("resource_kind", "bucket"),
+                ("defaults", "encryption.enabled = true\nversioning..status = \"Enabled\""),
+            ],
+        )
+        .await;
+    assert_field_error(
+        &invalid,
+        StatusCode::BAD_REQUEST,
+        "defaults",
+        "line 2: bad property path",
+    );
+    let created = admin
+        .post(
+            &server,
+            "/ui/configuration/templates",
+            &[
+                ("csrf", &csrf),
+                ("name", "encrypted buckets"),
+                ("service_name", "s3"),
+                ("resource_kind", "bucket"),
+                ("defaults", "encryption.enabled = true\nstorage_class = STANDARD_IA"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let templates = v3(&server, "config/v1/templates").await;
+    let template = find(&templates["templates"], "name", "encrypted buckets").clone();
+    assert_eq!(
+        template["customized_defaults"],
+        json!([{"property": "encryption.enabled", "value": true}, {"property": "storage_class", "value": "STANDARD_IA"}])
+    );
+    let template_id = template["template_id"].as_str().expect("id").to_owned();
+    let edit = admin
+        .get(&server, &format!("/ui/configuration/templates/{template_id}"))
+        .await;
+    assert!(edit.text.contains("storage_class = STANDARD_IA"), "{}", edit.text);
+    let saved = admin
+        .post(
+            &server,
+            &format!("/ui/configuration/templates/{template_id}"),
+            &[
+                ("csrf", &csrf),
+                ("revision", "1"),
+                ("name", "encrypted buckets"),
+                ("service_name", "s3"),
+                ("resource_kind", "bucket"),
+                ("defaults", "encryption.enabled = true"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+
+    // Notification channels.
+    let invalid = admin
+        .post(
+            &server,
+            "/ui/configuration/channels",
+            &[
+                ("csrf", &csrf),
+                ("name", "SOC"),
+                ("type", "Webhook"),
+                ("endpoint", "http://127.0.0.1:9/hook"),
+                ("severity", "high"),
+            ],
+        )
+        .await;
+    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "endpoint", "https://");
+    let created = admin
+        .post(
+            &server,
+            "/ui/configuration/channels",
+            &[
+                ("csrf", &csrf),
+                ("name", "SOC"),
+                ("type", "Slack"),
+                ("endpoint", "https://hooks.example.com/soc"),
+                ("severity", "critical"),
+                ("severity", "high"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let channels = v3(
+        &server,
+        &format!("notifications/v1/{}/notifications/channels", server.instance_id),
+    )
+    .await;
+    let channel = find(&channels["channels"], "name", "SOC").clone();
+    assert_eq!(
+        channel["severity"],
+        json!({"critical": true, "high": true, "medium": false, "low": false})
+    );
+    assert_eq!(channel["enabled"], true);
+    let channel_id = channel["channel_id"].as_str().expect("id").to_owned();
+    let saved = admin
+        .post(
+            &server,
+            &format!("/ui/configuration/channels/{channel_id}"),
+            &[
+                ("csrf", &csrf),
+                ("name", "SOC night shift"),
+                ("type", "Slack"),
+                ("endpoint", "https://hooks.example.com/soc"),
+                ("severity", "critical"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let configuration = admin.get(&server, "/ui/configuration").await;
+    for shown in [
+        "prod account (EU)",
+        "weekly backups",
+        "Buckets are never public",
+        "encrypted buckets",
+        "SOC night shift",
+    ] {
+        assert!(configuration.text.contains(shown), "lists {shown}");
+    }
+}
+
+fn admin_key_id(server: &TestServer) -> String {
+    // `pal_<id>_<secret>`
+    server
+        .admin_key
+        .strip_prefix("pal_")
+        .and_then(|rest| rest.split('_').next())
+        .expect("key id")
+        .to_owned()
+}
+
+/// Issue 10: viewers see no forms and cannot post them; editors change configuration but not
+/// keys; admins create a key (its secret shown once) and revoke it, which ends its sessions.
+#[tokio::test]
+async fn configuration_forms_respect_roles_and_keys_are_for_admins_issue_10() {
+    let server = TestServer::sqlite().await;
+    let seeded = seed(&server).await;
+    let (_, viewer_key) = server.key_with_role("viewer").await;
+    let viewer = sign_in(&server, &viewer_key).await;
+    let page = viewer.get(&server, "/ui/configuration").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text.contains("/ui/configuration/scopes/new"));
+    assert!(!page.text.contains(">Edit<"), "no edit links for viewers");
+    assert!(page.text.contains("can read the configuration but not change it"));
+    let csrf = csrf_of(&page.text);
+    for path in [
+        "/ui/configuration/scopes/new".to_owned(),
+        format!("/ui/configuration/scopes/{}", seeded.scope_id),
+        format!("/ui/configuration/attachments/{}", seeded.attachment_id),
+        format!("/ui/configuration/rules/{}", seeded.rule_id),
+    ] {
+        assert_eq!(
+            viewer.get(&server, &path).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    // Every form's post: refused to a viewer with a valid token, and to an admin with a forged
+    // one.
+    let admin = sign_in(&server, &server.admin_key).await;
+    let fields = [
+        ("name", "refused"),
+        ("environment", "aws"),
+        ("profile_name", "refused"),
+        ("profile_version", "1"),
+        ("schedule", "daily"),
+        ("status", "enabled"),
+        ("description", "refused"),
+        ("service_name", "s3"),
+        ("resource_kind", "bucket"),
+        ("required_config", "{\"property\": \"a\", \"operator\": \"is_true\"}"),
+        ("defaults", "a = 1"),
+        ("type", "Slack"),
+        ("endpoint", "https://hooks.example.com/x"),
+        ("role", "viewer"),
+    ];
+    for path in [
+        "/ui/configuration/scopes".to_owned(),
+        format!("/ui/configuration/scopes/{}", seeded.scope_id),
+        "/ui/configuration/profiles".to_owned(),
+        "/ui/configuration/attachments".to_owned(),
+        format!("/ui/configuration/attachments/{}", seeded.attachment_id),
+        "/ui/configuration/rules".to_owned(),
+        format!("/ui/configuration/rules/{}", seeded.rule_id),
+        "/ui/configuration/templates".to_owned(),
+        "/ui/configuration/channels".to_owned(),
+        "/ui/configuration/keys".to_owned(),
+    ] {
+        let mut with_token = vec![("csrf", csrf.as_str()), ("revision", "1")];
+        with_token.extend(fields);
+        let refused = viewer.post(&server, &path, &with_token).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "viewer: {path}");
+        let mut forged = vec![("csrf", "forged"), ("revision", "1")];
+        forged.extend(fields);
+        let refused = admin.post(&server, &path, &forged).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "CSRF: {path}");
+    }
+    assert_eq!(v3(&server, "v3/rules").await["total_count"], 1);
+    assert_eq!(v3(&server, "config/v1/templates").await["total_count"], 0);
+    let refused = viewer
+        .post(
+            &server,
+            &format!("/ui/configuration/scopes/{}", seeded.scope_id),
+            &[("csrf", &csrf), ("name", "renamed by a viewer")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(v3(&server, "v3/scopes").await["total_count"], 1);
+    assert_eq!(
+        v3(&server, &format!("v3/scopes/{}", seeded.scope_id)).await["name"],
+        "all aws"
+    );
+
+    // Editors change configuration, not keys.
+    let (_, editor_key) = server.key_with_role("editor").await;
+    let editor = sign_in(&server, &editor_key).await;
+    let page = editor.get(&server, "/ui/configuration").await;
+    assert!(page.text.contains("/ui/configuration/scopes/new"));
+    assert!(!page.text.contains("href=\"/ui/configuration/keys\""));
+    let csrf = csrf_of(&page.text);
+    let created = editor
+        .post(
+            &server,
+            "/ui/configuration/scopes",
+            &[("csrf", &csrf), ("name", "editor scope"), ("environment", "gcp")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let refused = editor
+        .post(
+            &server,
+            "/ui/configuration/keys",
+            &[("csrf", &csrf), ("name", "sneaky"), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // Admins create keys: the secret is shown once, in the answer to the post.
+    let keys = admin.get(&server, "/ui/configuration/keys").await;
+    let csrf = csrf_of(&keys.text);
+    let forged = admin
+        .post(
+            &server,
+            "/ui/configuration/keys",
+            &[("csrf", "forged"), ("name", "ci"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let invalid = admin
+        .post(
+            &server,
+            "/ui/configuration/keys",
+            &[("csrf", &csrf), ("name", ""), ("role", "viewer")],
+        )
+        .await;
+    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "name", "");
+    let bad_role = admin
+        .post(
+            &server,
+            "/ui/configuration/keys",
+            &[("csrf", &csrf), ("name", "ci"), ("role", "root")],
+        )
+        .await;
+    assert_field_error(&bad_role, StatusCode::BAD_REQUEST, "role", "unknown role");
+    let created = admin
+        .post(
+            &server,
+            "/ui/configuration/keys",
+            &[("csrf", &csrf), ("name", "ci"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert!(created.text.contains("shown only this once"));
+    let secret = created
+        .text
+        .split("id=\"created-secret\"")
+        .nth(1)
+        .and_then(|rest| rest.split("value=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the secret on the page")
+        .to_owned();
+    assert!(secret.starts_with("pal_"), "{secret}");
+    let listed = admin.get(&server, "/ui/configuration/keys").await;
+    assert!(!listed.text.contains(&secret), "shown once only");
+    let ci = sign_in(&server, &secret).await;
+    assert_eq!(ci.get(&server, "/ui/").await.status, StatusCode::OK);
+
+    // Revoking it from the keys page ends its session, in the store too.
+    let key_id = secret
+        .strip_prefix("pal_")
+        .and_then(|rest| rest.split('_').next())
+        .expect("id")
+        .to_owned();
+    let revoked = admin
+        .post(
+            &server,
+            &format!("/ui/configuration/keys/{key_id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text);
+    assert_eq!(
+        server
+            .state
+            .store
+            .find_session(&ci.session_hash(), Utc::now())
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(ci.get(&server, "/ui/").await.status, StatusCode::SEE_OTHER);
+    let keys = server
+        .call(
+            Method::GET,
+            &format!("/instances/{}/v1/keys", server.instance_id),
+            Some(&server.admin_key),
+            None,
+        )
+        .await;
+    assert!(find(&keys.body["keys"], "id", &key_id)["revoked_at"].is_string());
+}
+
+/// Issue 10: sessions live in the store, so a restarted server (a new process state over the same
+/// SQLite file) still knows them; the store holds only a hash of the session id.
+#[tokio::test]
+async fn sessions_survive_a_restart_issue_10() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let url = palisade_store::testsuite::fresh_sqlite_url(directory.path());
+    let store = palisade_store::connect(&url).await.expect("open store");
+    let state = palisade_server::AppState::new(store, crate::common::test_config());
+    let bootstrap = palisade_server::bootstrap(&state, directory.path())
+        .await
+        .expect("bootstrap")
+        .expect("fresh");
+    let (instance_id, admin_key) = (bootstrap.instance_id.clone(), bootstrap.admin_key.clone());
+    let before = TestServer::wrap(state, bootstrap);
+    let browser = sign_in(&before, &admin_key).await;
+    let overview = browser.get(&before, "/ui/").await;
+    assert_eq!(overview.status, StatusCode::OK);
+    let id = browser
+        .cookie
+        .strip_prefix("palisade_session=")
+        .expect("cookie")
+        .to_owned();
+    assert!(
+        before
+            .state
+            .store
+            .find_session(&id, Utc::now())
+            .await
+            .expect("find")
+            .is_none(),
+        "the id itself is not a key of the table"
+    );
+    drop(before);
+
+    let store = palisade_store::connect(&url).await.expect("reopen store");
+    let state = palisade_server::AppState::new(store, crate::common::test_config());
+    let after = TestServer::wrap(
+        state,
+        palisade_server::Bootstrap {
+            instance_id,
+            admin_key,
+        },
+    );
+    let overview_after = browser.get(&after, "/ui/").await;
+    assert_eq!(overview_after.status, StatusCode::OK, "{}", overview_after.text);
+    let csrf = csrf_of(&overview_after.text);
+    assert_eq!(csrf, csrf_of(&overview.text), "the same session, same token");
+    // It still acts, and signing out ends it for good.
+    let created = browser
+        .post(
+            &after,
+            "/ui/configuration/scopes",
+            &[("csrf", &csrf), ("name", "after restart"), ("environment", "aws")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let out = browser
+        .post(&after, "/ui/sign-out", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        browser.get(&after, "/ui/").await.status,
+        StatusCode::SEE_OTHER
+    );
 }

@@ -1,6 +1,7 @@
 //! The dashboard in a real browser (issue 10): headless Chromium driven over WebDriver
 //! (chromedriver) against the server on a real socket. Signs in, runs a scan, drills down to a
-//! failing resource, acknowledges a finding, and saves a screenshot of each step.
+//! failing resource, acknowledges a finding, creates a scope and an attachment through the
+//! configuration forms and scans it, and saves a screenshot of each step.
 //!
 //! The WebDriver calls are a few JSON requests made with the `reqwest` client the server already
 //! uses, rather than a WebDriver crate (whose TLS features would pull a second crypto provider).
@@ -152,7 +153,7 @@ impl WebDriver {
 }
 
 #[tokio::test]
-async fn a_browser_signs_in_scans_drills_down_and_acknowledges_issue_10() {
+async fn a_browser_signs_in_scans_drills_down_acknowledges_and_configures_issue_10() {
     let required = std::env::var("PALISADE_REQUIRE_SDK").is_ok_and(|value| value == "1");
     let (Some(chromium), Some(chromedriver)) = (
         find_program(&["chromium", "chromium-browser", "google-chrome"]),
@@ -163,7 +164,7 @@ async fn a_browser_signs_in_scans_drills_down_and_acknowledges_issue_10() {
             "PALISADE_REQUIRE_SDK=1 but chromium / chromedriver are missing (apt-get install chromium chromium-driver)"
         );
         eprintln!(
-            "SKIPPED a_browser_signs_in_scans_drills_down_and_acknowledges_issue_10: chromium or chromedriver not installed"
+            "SKIPPED a_browser_signs_in_scans_drills_down_acknowledges_and_configures_issue_10: chromium or chromedriver not installed"
         );
         return;
     };
@@ -307,6 +308,96 @@ async fn a_browser_signs_in_scans_drills_down_and_acknowledges_issue_10() {
         .await;
     assert_eq!(listed.body["findings"][0]["status"], "acknowledged");
 
+    // Configuration through the forms: a scope, then an attachment of the seeded profile to it,
+    // then a scan of the new attachment.
+    browser
+        .goto(&format!("{site}/ui/configuration/scopes/new"))
+        .await;
+    browser.wait_for("New scope").await;
+    browser.type_into("#name", "Browser scope").await;
+    browser
+        .type_into("#description", "made in a real browser")
+        .await;
+    browser.screenshot(&screenshots, "08-scope-form").await;
+    browser.click("form.config button[type=submit]").await;
+    let configuration = browser.wait_for("Scope created.").await;
+    assert!(configuration.contains("Browser scope"), "{configuration}");
+    let api = |path: String| {
+        let server = &server;
+        async move {
+            server
+                .call(
+                    axum::http::Method::GET,
+                    &format!("/instances/{}/{path}", server.instance_id),
+                    Some(&server.admin_key),
+                    None,
+                )
+                .await
+                .body
+        }
+    };
+    let scopes = api("v3/scopes".to_owned()).await;
+    let scope_id = scopes["scopes"]
+        .as_array()
+        .and_then(|scopes| scopes.iter().find(|scope| scope["name"] == "Browser scope"))
+        .and_then(|scope| scope["id"].as_str())
+        .expect("the scope made by the form")
+        .to_owned();
+    let profiles = api("v3/profiles?limit=200".to_owned()).await;
+    let profile_id = profiles["profiles"]
+        .as_array()
+        .and_then(|profiles| {
+            profiles
+                .iter()
+                .find(|profile| profile["profile_name"] == "ui profile")
+        })
+        .and_then(|profile| profile["id"].as_str())
+        .expect("the seeded profile")
+        .to_owned();
+    browser
+        .goto(&format!("{site}/ui/configuration/attachments/new"))
+        .await;
+    browser.wait_for("New attachment").await;
+    browser
+        .click(&format!("#profile_id option[value='{profile_id}']"))
+        .await;
+    browser.type_into("#name", "Browser attachment").await;
+    browser
+        .click(&format!("input[name=scope][value='{scope_id}']"))
+        .await;
+    browser.screenshot(&screenshots, "09-attachment-form").await;
+    browser.click("form.config button[type=submit]").await;
+    let configuration = browser.wait_for("Attachment created.").await;
+    assert!(configuration.contains("Browser attachment"), "{configuration}");
+    browser
+        .screenshot(&screenshots, "10-configuration")
+        .await;
+    let attachments = api("v3/attachments".to_owned()).await;
+    let attachment = attachments["attachments"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|attachment| attachment["name"] == "Browser attachment")
+        })
+        .expect("the attachment made by the form")
+        .clone();
+    assert_eq!(attachment["scope"][0]["id"], scope_id.as_str());
+    assert_eq!(attachment["profile_id"], profile_id.as_str());
+    browser
+        .click(&format!(
+            "a[href='/ui/posture/attachments/{}']",
+            attachment["id"].as_str().unwrap_or_default()
+        ))
+        .await;
+    browser.wait_for("Scan now").await;
+    browser.click("form[action$='/scan'] button").await;
+    let report = browser.wait_for("Scan completed.").await;
+    assert!(report.contains("Scan completed."), "{report}");
+    assert!(report.contains("Browser attachment") && report.contains("CP-9"));
+    browser
+        .screenshot(&screenshots, "11-new-attachment-report")
+        .await;
+
     // The phone layout reads too.
     browser
         .call(
@@ -316,7 +407,12 @@ async fn a_browser_signs_in_scans_drills_down_and_acknowledges_issue_10() {
         )
         .await;
     browser.goto(&format!("{site}/ui/")).await;
-    browser.screenshot(&screenshots, "08-overview-phone").await;
+    browser.screenshot(&screenshots, "12-overview-phone").await;
+    browser
+        .goto(&format!("{site}/ui/configuration/channels/new"))
+        .await;
+    browser.wait_for("New notification channel").await;
+    browser.screenshot(&screenshots, "13-form-phone").await;
 
     let _ = http
         .delete(format!("{base}/session/{}", browser.session))

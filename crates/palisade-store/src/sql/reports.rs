@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{SqlStore, classify, corrupt};
-use crate::reports::{EvaluationFilter, EvaluationRow, ReportStore, StoredReport};
+use crate::reports::{EvaluationFilter, EvaluationRow, ReportStore, ReportSummary, StoredReport};
 use crate::time::{format_timestamp, parse_timestamp};
 use crate::{StoreError, StoreResult};
 
@@ -25,6 +25,36 @@ fn report_from_row(row: &AnyRow) -> StoreResult<StoredReport> {
         created_on: parse_timestamp(&row.try_get::<String, _>("created_on").map_err(corrupt)?)?,
         body: json_of(&row.try_get::<String, _>("body").map_err(corrupt)?)?,
     })
+}
+
+fn count(row: &AnyRow, column: &str) -> StoreResult<u64> {
+    Ok(u64::try_from(row.try_get::<i64, _>(column).map_err(corrupt)?).unwrap_or(0))
+}
+
+fn summary_from_row(row: &AnyRow) -> StoreResult<ReportSummary> {
+    Ok(ReportSummary {
+        id: row.try_get("id").map_err(corrupt)?,
+        attachment_id: row.try_get("attachment_id").map_err(corrupt)?,
+        profile_id: row.try_get("profile_id").map_err(corrupt)?,
+        scan_type: row.try_get("scan_type").map_err(corrupt)?,
+        created_on: parse_timestamp(&row.try_get::<String, _>("created_on").map_err(corrupt)?)?,
+        passed: count(row, "score_passed")?,
+        scored: count(row, "score_total")?,
+        controls_failing: count(row, "controls_failing")?,
+        evaluations: count(row, "evaluation_count")?,
+    })
+}
+
+/// The summary columns of a report, read from its roll-up (0 where the roll-up lacks one).
+fn summary_columns(body: &serde_json::Value) -> [i64; 4] {
+    let rollup = &body["rollup"];
+    [
+        &rollup["score"]["passed"],
+        &rollup["score"]["total_count"],
+        &rollup["controls_summary"]["stats"]["not_compliant_count"],
+        &rollup["evaluations_summary"]["total_count"],
+    ]
+    .map(|value| value.as_i64().unwrap_or(0))
 }
 
 /// The filter's conditions after `instance_id = $1 AND report_id = $2`, with their binds.
@@ -56,13 +86,19 @@ fn filter_sql(filter: &EvaluationFilter, with_page: bool) -> (String, Vec<String
 }
 
 const REPORT_COLUMNS: &str = "id, attachment_id, profile_id, scan_type, created_on, body";
+const SUMMARY_COLUMNS: &str = "id, attachment_id, profile_id, scan_type, created_on, \
+     score_passed, score_total, controls_failing, evaluation_count";
 
 #[async_trait]
 impl ReportStore for SqlStore {
     async fn put_report(&self, instance_id: &str, report: &StoredReport) -> StoreResult<()> {
+        let [passed, scored, controls_failing, evaluations] = summary_columns(&report.body);
         sqlx::query(self.sql(&format!(
-            "INSERT INTO reports (instance_id, {REPORT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (instance_id, id) DO UPDATE SET body = excluded.body"
+            "INSERT INTO reports (instance_id, {REPORT_COLUMNS}, score_passed, score_total, controls_failing, evaluation_count) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (instance_id, id) DO UPDATE SET body = excluded.body, \
+             score_passed = excluded.score_passed, score_total = excluded.score_total, \
+             controls_failing = excluded.controls_failing, evaluation_count = excluded.evaluation_count"
         )))
         .bind(instance_id)
         .bind(&report.id)
@@ -71,6 +107,10 @@ impl ReportStore for SqlStore {
         .bind(&report.scan_type)
         .bind(format_timestamp(report.created_on))
         .bind(report.body.to_string())
+        .bind(passed)
+        .bind(scored)
+        .bind(controls_failing)
+        .bind(evaluations)
         .execute(self.pool())
         .await
         .map_err(|error| classify(error, &format!("report {}", report.id)))?;
@@ -123,6 +163,38 @@ impl ReportStore for SqlStore {
             }
         };
         rows.iter().map(report_from_row).collect()
+    }
+
+    async fn list_report_summaries(
+        &self,
+        instance_id: &str,
+        attachment_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ReportSummary>> {
+        // The same order and index as `list_reports`, without reading the roll-ups.
+        let rows = match attachment_id {
+            Some(attachment_id) => {
+                sqlx::query(self.sql(&format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM reports WHERE instance_id = $1 AND attachment_id = $2 \
+                     ORDER BY created_on DESC, id LIMIT $3"
+                )))
+                .bind(instance_id)
+                .bind(attachment_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(self.sql(&format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM reports WHERE instance_id = $1 ORDER BY created_on DESC, id LIMIT $2"
+                )))
+                .bind(instance_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.iter().map(summary_from_row).collect()
     }
 
     async fn insert_evaluations(

@@ -20,6 +20,9 @@ use crate::findings::{
     suppressions_expire_and_notifications_are_pending_once,
 };
 use crate::insights::{ingest_batches_complete_exactly_once, intel_feeds_are_replaced_and_scoped};
+use crate::sessions::{
+    report_summaries_list_without_rollups, sessions_expire_sign_out_and_end_with_their_key,
+};
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
@@ -448,4 +451,6 @@ conformance_suite!(
     decisions_are_logged_filtered_paged_and_scoped,
     inventory_batches_apply_exactly_once_issue_5,
     collectors_register_once_and_revoke_on_delete_issue_5,
+    sessions_expire_sign_out_and_end_with_their_key,
+    report_summaries_list_without_rollups,
 );

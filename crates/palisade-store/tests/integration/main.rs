@@ -6,3 +6,4 @@ mod decisions;
 mod findings;
 mod insights;
 mod inventory;
+mod sessions;

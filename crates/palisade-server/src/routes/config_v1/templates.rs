@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use palisade_model::error::ErrorCode;
+use palisade_model::tenancy::ApiKey;
 use serde_json::{Map, Value, json};
 
 use super::attachments::check_template_clashes;
@@ -146,7 +147,7 @@ pub async fn create_templates(
             .filter(|value| !value.is_null())
             .cloned()
             .unwrap_or_else(|| json!((index + 1).to_string()));
-        match create_one(&state, &auth, &instance_id, entry, pointer).await {
+        match create_one(&state, &auth.key, &instance_id, entry, pointer).await {
             Ok(template) => {
                 created += 1;
                 answers.push(
@@ -166,9 +167,25 @@ pub async fn create_templates(
         .into_response())
 }
 
+/// Creates one template in `by`'s instance from the dashboard's form: the same checks as an
+/// entry of the API's bulk create (error pointers under `/template`), then the governance
+/// policies are rebuilt.
+pub(crate) async fn create_template(
+    state: &AppState,
+    by: &ApiKey,
+    template: Value,
+) -> ApiResult<Value> {
+    let instance_id = by.instance_id.as_str();
+    let mut entry = Map::new();
+    entry.insert("template".into(), template);
+    let created = create_one(state, by, instance_id, &entry, "").await?;
+    governance::changed(state, instance_id).await?;
+    Ok(created)
+}
+
 async fn create_one(
     state: &AppState,
-    auth: &Authorized<ConfigWrite>,
+    by: &ApiKey,
     instance_id: &str,
     entry: &Map<String, Value>,
     pointer: &str,
@@ -202,9 +219,9 @@ async fn create_one(
     template.insert("template_id".into(), json!(template_id));
     template.insert("account_id".into(), json!(account));
     template.insert("creation_date".into(), json!(now));
-    template.insert("created_by".into(), json!(auth.key.id));
+    template.insert("created_by".into(), json!(by.id));
     template.insert("modification_date".into(), json!(now));
-    template.insert("modified_by".into(), json!(auth.key.id));
+    template.insert("modified_by".into(), json!(by.id));
     let body = Value::Object(template);
     documents::insert(state, instance_id, TEMPLATE, &template_id, &body).await?;
     Ok(body)
@@ -275,9 +292,30 @@ pub async fn update_template(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let instance_id = auth.instance_id().to_owned();
-    let previous = documents::get(&state, &instance_id, TEMPLATE, &template_id).await?;
-    let expected = required_if_match(&headers, previous.version, "template")?;
+    let (body, version) = replace_template(
+        &state,
+        &auth.key,
+        &template_id,
+        |current| required_if_match(&headers, current, "template"),
+        body,
+    )
+    .await?;
+    Ok(with_etag(StatusCode::OK, body, version))
+}
+
+/// Validates and replaces a template of `by`'s instance (the API route and the dashboard's
+/// form). `expected` turns the stored version into the one the caller read (`If-Match`, or the
+/// form's hidden field) or refuses.
+pub(crate) async fn replace_template(
+    state: &AppState,
+    by: &ApiKey,
+    template_id: &str,
+    expected: impl FnOnce(i64) -> ApiResult<i64>,
+    body: Value,
+) -> ApiResult<(Value, i64)> {
+    let instance_id = by.instance_id.clone();
+    let previous = documents::get(state, &instance_id, TEMPLATE, template_id).await?;
+    let expected = expected(previous.version)?;
     let request = body_object(body)?;
     let mut errors = BodyErrors::default();
     let mut template = normalise(&mut errors, &request, "");
@@ -297,18 +335,18 @@ pub async fn update_template(
         "modification_date".into(),
         json!(timestamp(chrono::Utc::now())),
     );
-    template.insert("modified_by".into(), json!(auth.key.id));
+    template.insert("modified_by".into(), json!(by.id));
     let body = Value::Object(template);
     // The template's own attachments, checked with its new defaults against everyone else's.
-    let attachments = documents::all(&state, &instance_id, TEMPLATE_ATTACHMENT).await?;
+    let attachments = documents::all(state, &instance_id, TEMPLATE_ATTACHMENT).await?;
     for attachment in attachments
         .iter()
-        .filter(|attachment| attachment.body["template_id"] == template_id.as_str())
+        .filter(|attachment| attachment.body["template_id"] == template_id)
     {
         check_template_clashes(
-            &state,
+            state,
             &instance_id,
-            &template_id,
+            template_id,
             &body,
             &attachment.body,
             Some(&attachment.id),
@@ -317,16 +355,16 @@ pub async fn update_template(
         .await?;
     }
     let stored = documents::replace(
-        &state,
+        state,
         &instance_id,
         TEMPLATE,
-        &template_id,
+        template_id,
         &body,
         Some(expected),
     )
     .await?;
-    governance::changed(&state, &instance_id).await?;
-    Ok(with_etag(StatusCode::OK, body, stored.version))
+    governance::changed(state, &instance_id).await?;
+    Ok((body, stored.version))
 }
 
 /// Deletes a template and its attachments.

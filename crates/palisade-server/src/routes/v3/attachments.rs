@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use palisade_model::error::ErrorCode;
+use palisade_model::tenancy::ApiKey;
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -204,11 +205,32 @@ pub async fn create_profile_attachment(
     Query(account): Query<AccountParam>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, ApiJson<Value>)> {
-    documents::get(&state, auth.instance_id(), PROFILE, &profile_id).await?;
+    let answer = create(
+        &state,
+        &auth.key,
+        &profile_id,
+        account.account_id.as_deref(),
+        body,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, ApiJson(answer)))
+}
+
+/// Validates and stores new attachments of a profile in `by`'s instance (the API route and the
+/// dashboard's form); answers `{profile_id, attachments}`.
+pub(crate) async fn create(
+    state: &AppState,
+    by: &ApiKey,
+    profile_id: &str,
+    account_id: Option<&str>,
+    body: Value,
+) -> ApiResult<Value> {
+    let instance_id = by.instance_id.as_str();
+    documents::get(state, instance_id, PROFILE, profile_id).await?;
     let request = body_object(body)?;
     let mut errors = BodyErrors::default();
     errors.check_keys(&request, "", &["attachments"], &["profile_id"]);
-    let known_scopes = scope_ids(&state, auth.instance_id()).await?;
+    let known_scopes = scope_ids(state, instance_id).await?;
     let mut created = Vec::new();
     for (pointer, item) in errors.objects(&request, "", "attachments") {
         created.push(normalise(&mut errors, item, &pointer, &known_scopes));
@@ -221,24 +243,21 @@ pub async fn create_profile_attachment(
         );
     }
     errors.finish(())?;
-    let account_id = account_of(account.account_id.as_deref(), auth.instance_id());
+    let account_id = account_of(account_id, instance_id);
     let mut answers = Vec::new();
     for mut attachment in created {
         let id = new_id();
         attachment.insert("id".into(), json!(id));
         attachment.insert("profile_id".into(), json!(profile_id));
         attachment.insert("account_id".into(), json!(account_id));
-        attachment.insert("instance_id".into(), json!(auth.instance_id()));
+        attachment.insert("instance_id".into(), json!(instance_id));
         attachment.insert("last_scan".into(), json!({}));
-        stamp_created(&mut attachment, &auth.key);
+        stamp_created(&mut attachment, by);
         let body = Value::Object(with_schedule(attachment));
-        documents::insert(&state, auth.instance_id(), ATTACHMENT, &id, &body).await?;
+        documents::insert(state, instance_id, ATTACHMENT, &id, &body).await?;
         answers.push(body);
     }
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(json!({"profile_id": profile_id, "attachments": answers})),
-    ))
+    Ok(json!({"profile_id": profile_id, "attachments": answers}))
 }
 
 /// Lists a profile's attachments.
@@ -323,15 +342,29 @@ pub async fn replace_profile_attachment(
     Path((_instance_id, profile_id, attachment_id)): Path<(String, String, String)>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<ApiJson<Value>> {
-    let previous =
-        get_attachment_of(&state, auth.instance_id(), &profile_id, &attachment_id).await?;
+    Ok(ApiJson(
+        replace(&state, &auth.key, &profile_id, &attachment_id, body).await?,
+    ))
+}
+
+/// Validates and replaces an attachment of `by`'s instance (the API route and the dashboard's
+/// form); the profile, the last scan and the creation fields stay.
+pub(crate) async fn replace(
+    state: &AppState,
+    by: &ApiKey,
+    profile_id: &str,
+    attachment_id: &str,
+    body: Value,
+) -> ApiResult<Value> {
+    let instance_id = by.instance_id.as_str();
+    let previous = get_attachment_of(state, instance_id, profile_id, attachment_id).await?;
     let mut request = body_object(body)?;
     strip_server_fields(&mut request);
     let mut errors = BodyErrors::default();
-    let known_scopes = scope_ids(&state, auth.instance_id()).await?;
+    let known_scopes = scope_ids(state, instance_id).await?;
     let mut attachment = normalise(&mut errors, &request, "", &known_scopes);
     errors.finish(())?;
-    stamp_updated(&mut attachment, &previous.body, &auth.key);
+    stamp_updated(&mut attachment, &previous.body, by);
     attachment.insert("profile_id".into(), json!(profile_id));
     attachment.insert(
         "last_scan".into(),
@@ -339,15 +372,15 @@ pub async fn replace_profile_attachment(
     );
     let body = Value::Object(with_schedule(attachment));
     documents::replace(
-        &state,
-        auth.instance_id(),
+        state,
+        instance_id,
         ATTACHMENT,
-        &attachment_id,
+        attachment_id,
         &body,
         Some(previous.version),
     )
     .await?;
-    Ok(ApiJson(body))
+    Ok(body)
 }
 
 /// Deletes an attachment; its reports stay.

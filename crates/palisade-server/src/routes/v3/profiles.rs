@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use palisade_model::error::ErrorCode;
+use palisade_model::tenancy::ApiKey;
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -195,10 +196,23 @@ pub async fn create_profile(
     Query(account): Query<AccountParam>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, ApiJson<Value>)> {
+    let answer = create(&state, &auth.key, account.account_id.as_deref(), body).await?;
+    Ok((StatusCode::CREATED, ApiJson(answer)))
+}
+
+/// Validates and stores a new custom profile of `by`'s instance (the API route and the
+/// dashboard's form).
+pub(crate) async fn create(
+    state: &AppState,
+    by: &ApiKey,
+    account_id: Option<&str>,
+    body: Value,
+) -> ApiResult<Value> {
+    let instance_id = by.instance_id.as_str();
     let request = body_object(body)?;
     let mut profile = normalise(
-        &state,
-        auth.instance_id(),
+        state,
+        instance_id,
         &request,
         &[
             "profile_name",
@@ -210,19 +224,16 @@ pub async fn create_profile(
     .await?;
     let id = new_id();
     profile.insert("id".into(), json!(id));
-    profile.insert("instance_id".into(), json!(auth.instance_id()));
+    profile.insert("instance_id".into(), json!(instance_id));
     profile.insert(
         "account_id".into(),
-        json!(account_of(
-            account.account_id.as_deref(),
-            auth.instance_id()
-        )),
+        json!(account_of(account_id, instance_id)),
     );
     profile.insert("attachments_count".into(), json!(0));
-    stamp_created(&mut profile, &auth.key);
+    stamp_created(&mut profile, by);
     let body = Value::Object(profile);
-    documents::insert(&state, auth.instance_id(), PROFILE, &id, &body).await?;
-    Ok((StatusCode::CREATED, ApiJson(body)))
+    documents::insert(state, instance_id, PROFILE, &id, &body).await?;
+    Ok(body)
 }
 
 /// Lists profiles.
@@ -274,7 +285,21 @@ pub async fn replace_profile(
     Path((_instance_id, profile_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<ApiJson<Value>> {
-    let previous = documents::get(&state, auth.instance_id(), PROFILE, &profile_id).await?;
+    Ok(ApiJson(
+        replace(&state, &auth.key, &profile_id, body).await?,
+    ))
+}
+
+/// Validates and replaces a custom profile of `by`'s instance (the API route and the dashboard's
+/// form); fields the body leaves out keep their values.
+pub(crate) async fn replace(
+    state: &AppState,
+    by: &ApiKey,
+    profile_id: &str,
+    body: Value,
+) -> ApiResult<Value> {
+    let instance_id = by.instance_id.as_str();
+    let previous = documents::get(state, instance_id, PROFILE, profile_id).await?;
     if previous.body["profile_type"] == "predefined" {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
@@ -296,26 +321,24 @@ pub async fn replace_profile(
         }
     }
     let mut profile = normalise(
-        &state,
-        auth.instance_id(),
+        state,
+        instance_id,
         &request,
         &["controls", "default_parameters"],
     )
     .await?;
-    stamp_updated(&mut profile, &previous.body, &auth.key);
+    stamp_updated(&mut profile, &previous.body, by);
     let body = Value::Object(profile);
     documents::replace(
-        &state,
-        auth.instance_id(),
+        state,
+        instance_id,
         PROFILE,
-        &profile_id,
+        profile_id,
         &body,
         Some(previous.version),
     )
     .await?;
-    Ok(ApiJson(
-        with_counts(&state, auth.instance_id(), body).await?,
-    ))
+    with_counts(state, instance_id, body).await
 }
 
 /// Deletes a custom profile that has no attachments.

@@ -9,6 +9,7 @@ use axum::http::header::{ETAG, IF_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use palisade_model::error::{ErrorCode, ErrorItem, ErrorTarget};
+use palisade_model::tenancy::ApiKey;
 use serde_json::{Map, Value, json};
 
 use super::{CONTROL_LIBRARY, RULE, stamp_created, stamp_updated, strip_server_fields};
@@ -122,15 +123,23 @@ pub async fn create_rule(
     Path(_instance_id): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
+    let (body, version) = create(&state, &auth.key, body).await?;
+    Ok(with_etag(StatusCode::CREATED, body, version))
+}
+
+/// Validates (with the rule engine's validator) and stores a new custom rule of `by`'s instance
+/// (the API route and the dashboard's form); answers the rule and its version.
+pub(crate) async fn create(state: &AppState, by: &ApiKey, body: Value) -> ApiResult<(Value, i64)> {
+    let instance_id = by.instance_id.as_str();
     let request = body_object(body)?;
     let id = format!("rule-{}", new_id());
     let mut rule = normalise(&request, &id)?;
     rule.insert("id".into(), json!(id));
-    rule.insert("account_id".into(), json!(auth.instance_id()));
-    stamp_created(&mut rule, &auth.key);
+    rule.insert("account_id".into(), json!(instance_id));
+    stamp_created(&mut rule, by);
     let body = Value::Object(rule);
-    let stored = documents::insert(&state, auth.instance_id(), RULE, &id, &body).await?;
-    Ok(with_etag(StatusCode::CREATED, body, stored.version))
+    let stored = documents::insert(state, instance_id, RULE, &id, &body).await?;
+    Ok((body, stored.version))
 }
 
 /// Lists rules, filtered by `type`, `search` (in id, description and labels) and `service_name`.
@@ -205,29 +214,43 @@ pub async fn replace_rule(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let previous = documents::get(&state, auth.instance_id(), RULE, &rule_id).await?;
+    let (body, version) = replace(
+        &state,
+        &auth.key,
+        &rule_id,
+        |current| required_if_match(&headers, current),
+        body,
+    )
+    .await?;
+    Ok(with_etag(StatusCode::OK, body, version))
+}
+
+/// Validates and replaces a custom rule of `by`'s instance (the API route and the dashboard's
+/// form). `expected` turns the stored version into the one the caller read (`If-Match` for the
+/// API, a hidden field for the form) or refuses; the write happens only at that version.
+pub(crate) async fn replace(
+    state: &AppState,
+    by: &ApiKey,
+    rule_id: &str,
+    expected: impl FnOnce(i64) -> ApiResult<i64>,
+    body: Value,
+) -> ApiResult<(Value, i64)> {
+    let instance_id = by.instance_id.as_str();
+    let previous = documents::get(state, instance_id, RULE, rule_id).await?;
     if previous.body["type"] == "system_defined" {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
             "a system-defined rule cannot be changed",
         ));
     }
-    let expected = required_if_match(&headers, previous.version)?;
+    let expected = expected(previous.version)?;
     let mut request = body_object(body)?;
     strip_server_fields(&mut request);
-    let mut rule = normalise(&request, &rule_id)?;
-    stamp_updated(&mut rule, &previous.body, &auth.key);
+    let mut rule = normalise(&request, rule_id)?;
+    stamp_updated(&mut rule, &previous.body, by);
     let body = Value::Object(rule);
-    let stored = documents::replace(
-        &state,
-        auth.instance_id(),
-        RULE,
-        &rule_id,
-        &body,
-        Some(expected),
-    )
-    .await?;
-    Ok(with_etag(StatusCode::OK, body, stored.version))
+    let stored = documents::replace(state, instance_id, RULE, rule_id, &body, Some(expected)).await?;
+    Ok((body, stored.version))
 }
 
 /// Deletes a custom rule that no control library uses.

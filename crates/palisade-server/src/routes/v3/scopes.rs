@@ -7,6 +7,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use palisade_model::error::ErrorCode;
+use palisade_model::tenancy::ApiKey;
 use serde_json::{Map, Value, json};
 
 use super::{ATTACHMENT, SCOPE, SUBSCOPE, stamp_created, stamp_updated};
@@ -113,6 +114,15 @@ pub async fn create_scope(
     Path(_instance_id): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, ApiJson<Value>)> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(create(&state, &auth.key, body).await?),
+    ))
+}
+
+/// Validates and stores a new scope of `by`'s instance (the API route and the dashboard's form).
+pub(crate) async fn create(state: &AppState, by: &ApiKey, body: Value) -> ApiResult<Value> {
+    let instance_id = by.instance_id.as_str();
     let request = body_object(body)?;
     let mut errors = BodyErrors::default();
     check_scope_body(&mut errors, &request, "");
@@ -139,13 +149,13 @@ pub async fn create_scope(
         "properties".into(),
         request.get("properties").cloned().unwrap_or(json!([])),
     );
-    scope.insert("account_id".into(), json!(auth.instance_id()));
-    scope.insert("instance_id".into(), json!(auth.instance_id()));
+    scope.insert("account_id".into(), json!(instance_id));
+    scope.insert("instance_id".into(), json!(instance_id));
     scope.insert("attachment_count".into(), json!(0));
-    stamp_created(&mut scope, &auth.key);
+    stamp_created(&mut scope, by);
     let body = Value::Object(scope);
-    documents::insert(&state, auth.instance_id(), SCOPE, &id, &body).await?;
-    Ok((StatusCode::CREATED, ApiJson(body)))
+    documents::insert(state, instance_id, SCOPE, &id, &body).await?;
+    Ok(body)
 }
 
 /// Lists scopes, filtered by `name`, `description`, `environment`.
@@ -208,7 +218,18 @@ pub async fn update_scope(
     Path((_instance_id, scope_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<ApiJson<Value>> {
-    let previous = documents::get(&state, auth.instance_id(), SCOPE, &scope_id).await?;
+    Ok(ApiJson(update(&state, &auth.key, &scope_id, body).await?))
+}
+
+/// Renames or re-describes a scope of `by`'s instance (the API route and the dashboard's form).
+pub(crate) async fn update(
+    state: &AppState,
+    by: &ApiKey,
+    scope_id: &str,
+    body: Value,
+) -> ApiResult<Value> {
+    let instance_id = by.instance_id.as_str();
+    let previous = documents::get(state, instance_id, SCOPE, scope_id).await?;
     let request = body_object(body)?;
     let mut errors = BodyErrors::default();
     errors.check_keys(&request, "", &[], &["name", "description"]);
@@ -219,18 +240,18 @@ pub async fn update_scope(
     for (key, value) in request {
         scope.insert(key, value);
     }
-    stamp_updated(&mut scope, &previous.body, &auth.key);
+    stamp_updated(&mut scope, &previous.body, by);
     let body = Value::Object(scope);
     documents::replace(
-        &state,
-        auth.instance_id(),
+        state,
+        instance_id,
         SCOPE,
-        &scope_id,
+        scope_id,
         &body,
         Some(previous.version),
     )
     .await?;
-    Ok(ApiJson(with_count(&state, auth.instance_id(), body).await?))
+    with_count(state, instance_id, body).await
 }
 
 /// Deletes a scope no attachment uses, with its subscopes.

@@ -2,8 +2,16 @@
 // - Forms with data-confirm ask before sending (suppressing or resolving a finding).
 // - Filter selects submit their form on change (the Apply button stays for keyboards and no-JS).
 // - Buttons are disabled while their form is being sent, so a double click sends once.
+// - A form shown again with problems moves the focus to their summary (and a new key to its
+//   secret), so screen readers announce what to correct.
 (function () {
   "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var first = document.querySelector(".error-summary, #created-key");
+    if (first) {
+      first.focus();
+    }
+  });
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var question = form.getAttribute("data-confirm");
