@@ -196,7 +196,7 @@ impl CollectorStore for SqlStore {
         if claimed.rows_affected() != 1 {
             return Ok(false);
         }
-        self.insert_key(&mut *transaction, key).await?;
+        self.insert_key(&mut transaction, key).await?;
         transaction.commit().await?;
         Ok(true)
     }
