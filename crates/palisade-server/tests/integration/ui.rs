@@ -864,7 +864,12 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
             ],
         )
         .await;
-    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "name", "must not be empty");
+    assert_field_error(
+        &invalid,
+        StatusCode::BAD_REQUEST,
+        "name",
+        "must not be empty",
+    );
     assert!(invalid.text.contains("kept as typed"), "values are kept");
     let created = admin
         .post(
@@ -900,7 +905,11 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     let edit = admin
         .get(&server, &format!("/ui/configuration/scopes/{scope_id}"))
         .await;
-    assert!(edit.text.contains("value=\"prod account\""), "{}", edit.text);
+    assert!(
+        edit.text.contains("value=\"prod account\""),
+        "{}",
+        edit.text
+    );
     let saved = admin
         .post(
             &server,
@@ -933,7 +942,12 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
             ],
         )
         .await;
-    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "controls", "has no control");
+    assert_field_error(
+        &invalid,
+        StatusCode::BAD_REQUEST,
+        "controls",
+        "has no control",
+    );
     let created = admin
         .post(
             &server,
@@ -982,7 +996,12 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
             ],
         )
         .await;
-    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "schedule", "must be one of");
+    assert_field_error(
+        &invalid,
+        StatusCode::BAD_REQUEST,
+        "schedule",
+        "must be one of",
+    );
     let not_a_number = admin
         .post(
             &server,
@@ -1060,7 +1079,10 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     .await;
     assert_eq!(attachment["schedule"], "daily");
     assert_eq!(attachment["notifications"]["enabled"], false);
-    assert!(attachment["next_scan_time"].is_string(), "enabled: scheduled");
+    assert!(
+        attachment["next_scan_time"].is_string(),
+        "enabled: scheduled"
+    );
 
     // Rules: the rule engine's validator names the place inside the JSON.
     let not_json = admin
@@ -1135,7 +1157,11 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     let edit = admin
         .get(&server, &format!("/ui/configuration/rules/{rule_id}"))
         .await;
-    assert!(edit.text.contains("name=\"revision\" value=\"1\""), "{}", edit.text);
+    assert!(
+        edit.text.contains("name=\"revision\" value=\"1\""),
+        "{}",
+        edit.text
+    );
     let rule_fields = |revision: &'static str, description: &'static str| {
         vec![
             ("csrf", csrf.clone()),
@@ -1152,16 +1178,29 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     let fields = rule_fields("1", "Buckets are never public");
     let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let saved = admin
-        .post(&server, &format!("/ui/configuration/rules/{rule_id}"), &pairs)
+        .post(
+            &server,
+            &format!("/ui/configuration/rules/{rule_id}"),
+            &pairs,
+        )
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
     // A form opened before that change (revision 1) does not overwrite it.
     let fields = rule_fields("1", "stale edit");
     let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let stale = admin
-        .post(&server, &format!("/ui/configuration/rules/{rule_id}"), &pairs)
+        .post(
+            &server,
+            &format!("/ui/configuration/rules/{rule_id}"),
+            &pairs,
+        )
         .await;
-    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", stale.text);
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        stale.text
+    );
     assert!(stale.text.contains("changed since this form was opened"));
     assert_eq!(
         v3(&server, &format!("v3/rules/{rule_id}")).await["description"],
@@ -1178,7 +1217,10 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
                 ("name", "encrypted buckets"),
                 ("service_name", "s3"),
                 ("resource_kind", "bucket"),
-                ("defaults", "encryption.enabled = true\nversioning..status = \"Enabled\""),
+                (
+                    "defaults",
+                    "encryption.enabled = true\nversioning..status = \"Enabled\"",
+                ),
             ],
         )
         .await;
@@ -1197,7 +1239,10 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
                 ("name", "encrypted buckets"),
                 ("service_name", "s3"),
                 ("resource_kind", "bucket"),
-                ("defaults", "encryption.enabled = true\nstorage_class = STANDARD_IA"),
+                (
+                    "defaults",
+                    "encryption.enabled = true\nstorage_class = STANDARD_IA",
+                ),
             ],
         )
         .await;
@@ -1210,9 +1255,16 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     );
     let template_id = template["template_id"].as_str().expect("id").to_owned();
     let edit = admin
-        .get(&server, &format!("/ui/configuration/templates/{template_id}"))
+        .get(
+            &server,
+            &format!("/ui/configuration/templates/{template_id}"),
+        )
         .await;
-    assert!(edit.text.contains("storage_class = STANDARD_IA"), "{}", edit.text);
+    assert!(
+        edit.text.contains("storage_class = STANDARD_IA"),
+        "{}",
+        edit.text
+    );
     let saved = admin
         .post(
             &server,
@@ -1262,7 +1314,10 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
     let channels = v3(
         &server,
-        &format!("notifications/v1/{}/notifications/channels", server.instance_id),
+        &format!(
+            "notifications/v1/{}/notifications/channels",
+            server.instance_id
+        ),
     )
     .await;
     let channel = find(&channels["channels"], "name", "SOC").clone();
@@ -1320,7 +1375,10 @@ async fn configuration_forms_respect_roles_and_keys_are_for_admins_issue_10() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.text.contains("/ui/configuration/scopes/new"));
     assert!(!page.text.contains(">Edit<"), "no edit links for viewers");
-    assert!(page.text.contains("can read the configuration but not change it"));
+    assert!(
+        page.text
+            .contains("can read the configuration but not change it")
+    );
     let csrf = csrf_of(&page.text);
     for path in [
         "/ui/configuration/scopes/new".to_owned(),
@@ -1347,7 +1405,10 @@ async fn configuration_forms_respect_roles_and_keys_are_for_admins_issue_10() {
         ("description", "refused"),
         ("service_name", "s3"),
         ("resource_kind", "bucket"),
-        ("required_config", "{\"property\": \"a\", \"operator\": \"is_true\"}"),
+        (
+            "required_config",
+            "{\"property\": \"a\", \"operator\": \"is_true\"}",
+        ),
         ("defaults", "a = 1"),
         ("type", "Slack"),
         ("endpoint", "https://hooks.example.com/x"),
@@ -1401,7 +1462,11 @@ async fn configuration_forms_respect_roles_and_keys_are_for_admins_issue_10() {
         .post(
             &server,
             "/ui/configuration/scopes",
-            &[("csrf", &csrf), ("name", "editor scope"), ("environment", "gcp")],
+            &[
+                ("csrf", &csrf),
+                ("name", "editor scope"),
+                ("environment", "gcp"),
+            ],
         )
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
@@ -1543,15 +1608,28 @@ async fn sessions_survive_a_restart_issue_10() {
         },
     );
     let overview_after = browser.get(&after, "/ui/").await;
-    assert_eq!(overview_after.status, StatusCode::OK, "{}", overview_after.text);
+    assert_eq!(
+        overview_after.status,
+        StatusCode::OK,
+        "{}",
+        overview_after.text
+    );
     let csrf = csrf_of(&overview_after.text);
-    assert_eq!(csrf, csrf_of(&overview.text), "the same session, same token");
+    assert_eq!(
+        csrf,
+        csrf_of(&overview.text),
+        "the same session, same token"
+    );
     // It still acts, and signing out ends it for good.
     let created = browser
         .post(
             &after,
             "/ui/configuration/scopes",
-            &[("csrf", &csrf), ("name", "after restart"), ("environment", "aws")],
+            &[
+                ("csrf", &csrf),
+                ("name", "after restart"),
+                ("environment", "aws"),
+            ],
         )
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
