@@ -60,7 +60,9 @@ pub struct ChannelPath {
 }
 
 /// Reads a stored channel as the API shows it (the dashboard's pages too).
-pub(crate) fn stored_channel(stored: palisade_store::notifications::StoredChannel) -> ApiResult<Channel> {
+pub(crate) fn stored_channel(
+    stored: palisade_store::notifications::StoredChannel,
+) -> ApiResult<Channel> {
     let mut channel: Channel = serde_json::from_value(stored.body)
         .map_err(|error| ApiError::internal(format!("stored channel does not parse: {error}")))?;
     channel.created_at = Some(wire_time(stored.created_at));

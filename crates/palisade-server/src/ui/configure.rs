@@ -111,6 +111,21 @@ fn outcome<T>(
     }
 }
 
+/// Sends a converted form (its body, and the problems converting it found) to its service
+/// function, unless there were problems, and shows the outcome as [`outcome`] does.
+async fn submit<T, F: Future<Output = ApiResult<T>>>(
+    (body, problems): (Value, Problems),
+    call: impl FnOnce(Value) -> F,
+    map: &FieldMap,
+    ok: impl FnOnce(T) -> Response,
+    page: impl FnOnce(&Problems) -> Markup,
+) -> Result<Response, UiError> {
+    if !problems.is_empty() {
+        return Ok(again(&problems, page(&problems)));
+    }
+    outcome(call(body).await, map, ok, page)
+}
+
 /// The version a form was read at (hidden field `revision`), checked like `If-Match`.
 fn expect_revision(values: &Values, what: &'static str) -> impl FnOnce(i64) -> ApiResult<i64> {
     let revision = values.get("revision").parse::<i64>().ok();
@@ -160,8 +175,15 @@ fn scope_page(
             "/ui/configuration/scopes".to_owned(),
         ),
     };
-    let mut covers = vec![(String::new(), "Every resource of the environment".to_owned())];
-    covers.extend(SCOPE_TYPES.iter().map(|kind| ((*kind).to_owned(), kind.replace('.', " › "))));
+    let mut covers = vec![(
+        String::new(),
+        "Every resource of the environment".to_owned(),
+    )];
+    covers.extend(
+        SCOPE_TYPES
+            .iter()
+            .map(|kind| ((*kind).to_owned(), kind.replace('.', " › "))),
+    );
     let fields = html! {
         (view.input("name", "Name", "text", None, true))
         (view.textarea("description", "Description", 2, None, false))
@@ -192,7 +214,11 @@ fn scope_page(
         session,
         title: &title,
         action: &action,
-        submit: if editing.is_some() { "Save scope" } else { "Create scope" },
+        submit: if editing.is_some() {
+            "Save scope"
+        } else {
+            "Create scope"
+        },
         labels: SCOPE_LABELS,
     }
     .render(&view, html! {}, fields)
@@ -367,7 +393,11 @@ async fn profile_page(
         session,
         title: &title,
         action: &action,
-        submit: if editing.is_some() { "Save profile" } else { "Create profile" },
+        submit: if editing.is_some() {
+            "Save profile"
+        } else {
+            "Create profile"
+        },
         labels: PROFILE_LABELS,
     }
     .render(&view, html! {}, fields))
@@ -496,7 +526,11 @@ const ATTACHMENT_FIELDS: &FieldMap = &[
     ("/attachments/0/scope", "scope", Detail::Plain),
     ("/attachments/0/schedule", "schedule", Detail::Plain),
     ("/attachments/0/status", "status", Detail::Plain),
-    ("/attachments/0/notifications", "threshold_limit", Detail::Plain),
+    (
+        "/attachments/0/notifications",
+        "threshold_limit",
+        Detail::Plain,
+    ),
     ("/name", "name", Detail::Plain),
     ("/description", "description", Detail::Plain),
     ("/scope", "scope", Detail::Plain),
@@ -594,7 +628,11 @@ async fn attachment_page(
         session,
         title: &title,
         action: &action,
-        submit: if editing.is_some() { "Save attachment" } else { "Create attachment" },
+        submit: if editing.is_some() {
+            "Save attachment"
+        } else {
+            "Create attachment"
+        },
         labels: ATTACHMENT_LABELS,
     }
     .render(&view, intro, fields))
@@ -602,11 +640,7 @@ async fn attachment_page(
 
 /// The attachment's fields from the form over `base` (the stored attachment being edited, or
 /// an empty one); a field that does not convert is recorded in `problems`.
-fn attachment_fields(
-    values: &Values,
-    base: &Value,
-    problems: &mut Problems,
-) -> Map<String, Value> {
+fn attachment_fields(values: &Values, base: &Value, problems: &mut Problems) -> Map<String, Value> {
     let mut attachment = base.as_object().cloned().unwrap_or_default();
     for field in ["name", "description", "schedule", "status"] {
         attachment.insert(field.into(), json!(values.get(field)));
@@ -620,10 +654,7 @@ fn attachment_fields(
     let threshold = match values.get("threshold_limit") {
         "" => 15,
         typed => typed.parse::<u64>().unwrap_or_else(|_| {
-            problems.add(
-                Some("threshold_limit"),
-                "must be a whole number, 0 or more",
-            );
+            problems.add(Some("threshold_limit"), "must be a whole number, 0 or more");
             0
         }),
     };
@@ -711,8 +742,7 @@ pub async fn create_attachment(
         return Ok(again(&problems, page));
     }
     let body = json!({"attachments": [attachment]});
-    match crate::routes::v3::attachments::create(&state, &session.key, profile_id, None, body)
-        .await
+    match crate::routes::v3::attachments::create(&state, &session.key, profile_id, None, body).await
     {
         Ok(_) => Ok(done("Attachment created.", "attachments")),
         Err(error) => {
@@ -829,10 +859,7 @@ fn rule_page(
             format!("Edit rule {}", rule.id),
             format!("/ui/configuration/rules/{}", encode(&rule.id)),
         ),
-        None => (
-            "New rule".to_owned(),
-            "/ui/configuration/rules".to_owned(),
-        ),
+        None => ("New rule".to_owned(), "/ui/configuration/rules".to_owned()),
     };
     let fields = html! {
         @if editing.is_some() {
@@ -853,7 +880,11 @@ fn rule_page(
         session,
         title: &title,
         action: &action,
-        submit: if editing.is_some() { "Save rule" } else { "Create rule" },
+        submit: if editing.is_some() {
+            "Save rule"
+        } else {
+            "Create rule"
+        },
         labels: RULE_LABELS,
     }
     .render(&view, html! {}, fields)
@@ -869,15 +900,17 @@ fn lines(values: &Values, name: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// The rule's JSON body from the form; problems for fields that do not convert.
-fn rule_body(values: &Values, problems: &mut Problems) -> Value {
+/// The rule's JSON body from the form, and the fields that do not convert.
+fn rule_body(values: &Values) -> (Value, Problems) {
+    let mut problems = Problems::default();
     let mut attributes = Vec::new();
     for (index, line) in lines(values, "target_attributes") {
         let words: Vec<&str> = line.splitn(3, char::is_whitespace).collect();
         match words.as_slice() {
             [name, value] => attributes.push(json!({"name": name, "value": value.trim()})),
-            [name, operator, value] => attributes
-                .push(json!({"name": name, "operator": operator, "value": value.trim()})),
+            [name, operator, value] => {
+                attributes.push(json!({"name": name, "operator": operator, "value": value.trim()}))
+            }
             _ => problems.add(
                 Some("target_attributes"),
                 format!("line {}: write `name operator value`", index + 1),
@@ -914,7 +947,7 @@ fn rule_body(values: &Values, problems: &mut Problems) -> Value {
     if !values.get("version").is_empty() {
         rule["version"] = json!(values.get("version"));
     }
-    rule
+    (rule, problems)
 }
 
 /// `GET /ui/configuration/rules/new`.
@@ -937,21 +970,14 @@ pub async fn create_rule(
 ) -> Result<Response, UiError> {
     let mut values = accept(&session, Action::WriteConfig, form)?;
     values.tidy_lines("target_attributes");
-    let mut problems = Problems::default();
-    let body = rule_body(&values, &mut problems);
-    if !problems.is_empty() {
-        return Ok(again(
-            &problems,
-            rule_page(&session, None, &values, &problems),
-        ));
-    }
-    let result = crate::routes::v3::rules::create(&state, &session.key, body).await;
-    outcome(
-        result,
+    submit(
+        rule_body(&values),
+        |body| crate::routes::v3::rules::create(&state, &session.key, body),
         RULE_FIELDS,
         |_| done("Rule created.", "rules"),
         |problems| rule_page(&session, None, &values, problems),
     )
+    .await
 }
 
 /// `GET /ui/configuration/rules/{id}`.
@@ -997,7 +1023,12 @@ pub async fn edit_rule(
         .filter_map(Value::as_str)
         .collect();
     values.set("labels", labels.join(", "));
-    Ok(rule_page(&session, Some(&rule), &values, &Problems::default()))
+    Ok(rule_page(
+        &session,
+        Some(&rule),
+        &values,
+        &Problems::default(),
+    ))
 }
 
 /// `POST /ui/configuration/rules/{id}`.
@@ -1010,28 +1041,15 @@ pub async fn update_rule(
     let mut values = accept(&session, Action::WriteConfig, form)?;
     values.tidy_lines("target_attributes");
     let rule = documents::get(&state, session.instance_id(), RULE, &rule_id).await?;
-    let mut problems = Problems::default();
-    let body = rule_body(&values, &mut problems);
-    if !problems.is_empty() {
-        return Ok(again(
-            &problems,
-            rule_page(&session, Some(&rule), &values, &problems),
-        ));
-    }
-    let result = crate::routes::v3::rules::replace(
-        &state,
-        &session.key,
-        &rule_id,
-        expect_revision(&values, "rule"),
-        body,
-    )
-    .await;
-    outcome(
-        result,
+    let expected = expect_revision(&values, "rule");
+    submit(
+        rule_body(&values),
+        |body| crate::routes::v3::rules::replace(&state, &session.key, &rule_id, expected, body),
         RULE_FIELDS,
         |_| done("Rule saved.", "rules"),
         |problems| rule_page(&session, Some(&rule), &values, problems),
     )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1040,8 +1058,16 @@ pub async fn update_rule(
 const TEMPLATE_FIELDS: &FieldMap = &[
     ("/template/name", "name", Detail::Plain),
     ("/template/description", "description", Detail::Plain),
-    ("/template/target/service_name", "service_name", Detail::Plain),
-    ("/template/target/resource_kind", "resource_kind", Detail::Plain),
+    (
+        "/template/target/service_name",
+        "service_name",
+        Detail::Plain,
+    ),
+    (
+        "/template/target/resource_kind",
+        "resource_kind",
+        Detail::Plain,
+    ),
     ("/template/target", "service_name", Detail::Pointer),
     ("/template/customized_defaults", "defaults", Detail::Line),
     ("/name", "name", Detail::Plain),
@@ -1096,13 +1122,19 @@ fn template_page(
         session,
         title: &title,
         action: &action,
-        submit: if editing.is_some() { "Save template" } else { "Create template" },
+        submit: if editing.is_some() {
+            "Save template"
+        } else {
+            "Create template"
+        },
         labels: TEMPLATE_LABELS,
     }
     .render(&view, intro, fields)
 }
 
-fn template_body(values: &Values, problems: &mut Problems) -> Value {
+/// The template's JSON body from the form, and the fields that do not convert.
+fn template_body(values: &Values) -> (Value, Problems) {
+    let mut problems = Problems::default();
     let mut defaults = Vec::new();
     for (index, line) in lines(values, "defaults") {
         match line.split_once('=') {
@@ -1117,12 +1149,13 @@ fn template_body(values: &Values, problems: &mut Problems) -> Value {
             ),
         }
     }
-    json!({
+    let template = json!({
         "name": values.get("name"),
         "description": values.get("description"),
         "target": {"service_name": values.get("service_name"), "resource_kind": values.get("resource_kind")},
         "customized_defaults": defaults,
-    })
+    });
+    (template, problems)
 }
 
 /// `GET /ui/configuration/templates/new`.
@@ -1144,22 +1177,14 @@ pub async fn create_template(
 ) -> Result<Response, UiError> {
     let mut values = accept(&session, Action::WriteConfig, form)?;
     values.tidy_lines("defaults");
-    let mut problems = Problems::default();
-    let body = template_body(&values, &mut problems);
-    if !problems.is_empty() {
-        return Ok(again(
-            &problems,
-            template_page(&session, None, &values, &problems),
-        ));
-    }
-    let result =
-        crate::routes::config_v1::templates::create_template(&state, &session.key, body).await;
-    outcome(
-        result,
+    submit(
+        template_body(&values),
+        |body| crate::routes::config_v1::templates::create_template(&state, &session.key, body),
         TEMPLATE_FIELDS,
         |_| done("Template created.", "templates"),
         |problems| template_page(&session, None, &values, problems),
     )
+    .await
 }
 
 /// `GET /ui/configuration/templates/{id}`.
@@ -1184,9 +1209,7 @@ pub async fn edit_template(
         .map(|default| {
             let value = match &default["value"] {
                 // Text that would read as JSON keeps its quotes, so it stays text.
-                Value::String(text) if serde_json::from_str::<Value>(text).is_err() => {
-                    text.clone()
-                }
+                Value::String(text) if serde_json::from_str::<Value>(text).is_err() => text.clone(),
                 other => other.to_string(),
             };
             format!("{} = {value}", text(default, "property"))
@@ -1211,28 +1234,23 @@ pub async fn update_template(
     let mut values = accept(&session, Action::WriteConfig, form)?;
     values.tidy_lines("defaults");
     let template = documents::get(&state, session.instance_id(), TEMPLATE, &template_id).await?;
-    let mut problems = Problems::default();
-    let body = template_body(&values, &mut problems);
-    if !problems.is_empty() {
-        return Ok(again(
-            &problems,
-            template_page(&session, Some(&template), &values, &problems),
-        ));
-    }
-    let result = crate::routes::config_v1::templates::replace_template(
-        &state,
-        &session.key,
-        &template_id,
-        expect_revision(&values, "template"),
-        body,
-    )
-    .await;
-    outcome(
-        result,
+    let expected = expect_revision(&values, "template");
+    submit(
+        template_body(&values),
+        |body| {
+            crate::routes::config_v1::templates::replace_template(
+                &state,
+                &session.key,
+                &template_id,
+                expected,
+                body,
+            )
+        },
         TEMPLATE_FIELDS,
         |_| done("Template saved.", "templates"),
         |problems| template_page(&session, Some(&template), &values, problems),
     )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1269,10 +1287,7 @@ fn channel_page(
     let (title, action) = match editing {
         Some(channel) => (
             format!("Edit channel {}", channel.name),
-            format!(
-                "/ui/configuration/channels/{}",
-                encode(&channel.channel_id)
-            ),
+            format!("/ui/configuration/channels/{}", encode(&channel.channel_id)),
         ),
         None => (
             "New notification channel".to_owned(),
@@ -1295,7 +1310,11 @@ fn channel_page(
         session,
         title: &title,
         action: &action,
-        submit: if editing.is_some() { "Save channel" } else { "Create channel" },
+        submit: if editing.is_some() {
+            "Save channel"
+        } else {
+            "Create channel"
+        },
         labels: CHANNEL_LABELS,
     }
     .render(&view, html! {}, fields)

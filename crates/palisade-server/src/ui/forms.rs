@@ -443,9 +443,7 @@ mod tests {
     #[test]
     fn errors_not_about_the_input_give_an_error_page() {
         assert!(Problems::from_error(ApiError::not_found("scope", "x"), MAP).is_err());
-        assert!(
-            Problems::from_error(ApiError::new(ErrorCode::Forbidden, "no"), MAP).is_err()
-        );
+        assert!(Problems::from_error(ApiError::new(ErrorCode::Forbidden, "no"), MAP).is_err());
         let conflict =
             Problems::from_error(ApiError::new(ErrorCode::Conflict, "in use"), MAP).expect("form");
         assert_eq!(conflict.status(), StatusCode::CONFLICT);

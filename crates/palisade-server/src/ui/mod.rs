@@ -103,8 +103,14 @@ pub fn router() -> Router<AppState> {
             "/ui/configuration/scopes/{scope_id}",
             get(configure::edit_scope).post(configure::update_scope),
         )
-        .route("/ui/configuration/profiles", post(configure::create_profile))
-        .route("/ui/configuration/profiles/new", get(configure::new_profile))
+        .route(
+            "/ui/configuration/profiles",
+            post(configure::create_profile),
+        )
+        .route(
+            "/ui/configuration/profiles/new",
+            get(configure::new_profile),
+        )
         .route(
             "/ui/configuration/profiles/{profile_id}",
             get(configure::edit_profile).post(configure::update_profile),
@@ -139,8 +145,14 @@ pub fn router() -> Router<AppState> {
             "/ui/configuration/templates/{template_id}",
             get(configure::edit_template).post(configure::update_template),
         )
-        .route("/ui/configuration/channels", post(configure::create_channel))
-        .route("/ui/configuration/channels/new", get(configure::new_channel))
+        .route(
+            "/ui/configuration/channels",
+            post(configure::create_channel),
+        )
+        .route(
+            "/ui/configuration/channels/new",
+            get(configure::new_channel),
+        )
         .route(
             "/ui/configuration/channels/{channel_id}",
             get(configure::edit_channel).post(configure::update_channel),

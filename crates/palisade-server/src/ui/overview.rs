@@ -69,7 +69,11 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Mar
         let points = reports
             .iter()
             .rev()
-            .filter_map(|report| report.score_percent().map(|score| (report.created_on, score)))
+            .filter_map(|report| {
+                report
+                    .score_percent()
+                    .map(|score| (report.created_on, score))
+            })
             .collect();
         let latest = match reports.first() {
             Some(summary) => state.store.get_report(instance_id, &summary.id).await?,

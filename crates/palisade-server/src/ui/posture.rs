@@ -149,7 +149,11 @@ pub async fn attachment(
     let points: Vec<(DateTime<Utc>, f64)> = reports
         .iter()
         .rev()
-        .filter_map(|report| report.score_percent().map(|score| (report.created_on, score)))
+        .filter_map(|report| {
+            report
+                .score_percent()
+                .map(|score| (report.created_on, score))
+        })
         .collect();
     let name = document.body["name"]
         .as_str()

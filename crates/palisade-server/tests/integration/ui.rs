@@ -937,7 +937,12 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
             ],
         )
         .await;
-    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "name", "must not be empty");
+    assert_field_error(
+        &invalid,
+        StatusCode::BAD_REQUEST,
+        "name",
+        "must not be empty",
+    );
     assert!(invalid.text.contains("kept as typed"), "values are kept");
     let created = admin
         .post(
@@ -973,7 +978,11 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     let edit = admin
         .get(&server, &format!("/ui/configuration/scopes/{scope_id}"))
         .await;
-    assert!(edit.text.contains("value=\"prod account\""), "{}", edit.text);
+    assert!(
+        edit.text.contains("value=\"prod account\""),
+        "{}",
+        edit.text
+    );
     let saved = admin
         .post(
             &server,
@@ -1006,7 +1015,12 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
             ],
         )
         .await;
-    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "controls", "has no control");
+    assert_field_error(
+        &invalid,
+        StatusCode::BAD_REQUEST,
+        "controls",
+        "has no control",
+    );
     let created = admin
         .post(
             &server,
@@ -1055,7 +1069,12 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
             ],
         )
         .await;
-    assert_field_error(&invalid, StatusCode::BAD_REQUEST, "schedule", "must be one of");
+    assert_field_error(
+        &invalid,
+        StatusCode::BAD_REQUEST,
+        "schedule",
+        "must be one of",
+    );
     let not_a_number = admin
         .post(
             &server,
@@ -1133,7 +1152,10 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     .await;
     assert_eq!(attachment["schedule"], "daily");
     assert_eq!(attachment["notifications"]["enabled"], false);
-    assert!(attachment["next_scan_time"].is_string(), "enabled: scheduled");
+    assert!(
+        attachment["next_scan_time"].is_string(),
+        "enabled: scheduled"
+    );
 
     // Rules: the rule engine's validator names the place inside the JSON.
     let not_json = admin
@@ -1208,7 +1230,11 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     let edit = admin
         .get(&server, &format!("/ui/configuration/rules/{rule_id}"))
         .await;
-    assert!(edit.text.contains("name=\"revision\" value=\"1\""), "{}", edit.text);
+    assert!(
+        edit.text.contains("name=\"revision\" value=\"1\""),
+        "{}",
+        edit.text
+    );
     let rule_fields = |revision: &'static str, description: &'static str| {
         vec![
             ("csrf", csrf.clone()),
@@ -1225,16 +1251,29 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     let fields = rule_fields("1", "Buckets are never public");
     let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let saved = admin
-        .post(&server, &format!("/ui/configuration/rules/{rule_id}"), &pairs)
+        .post(
+            &server,
+            &format!("/ui/configuration/rules/{rule_id}"),
+            &pairs,
+        )
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
     // A form opened before that change (revision 1) does not overwrite it.
     let fields = rule_fields("1", "stale edit");
     let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let stale = admin
-        .post(&server, &format!("/ui/configuration/rules/{rule_id}"), &pairs)
+        .post(
+            &server,
+            &format!("/ui/configuration/rules/{rule_id}"),
+            &pairs,
+        )
         .await;
-    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", stale.text);
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        stale.text
+    );
     assert!(stale.text.contains("changed since this form was opened"));
     assert_eq!(
         v3(&server, &format!("v3/rules/{rule_id}")).await["description"],
@@ -1251,7 +1290,10 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
                 ("name", "encrypted buckets"),
                 ("service_name", "s3"),
                 ("resource_kind", "bucket"),
-                ("defaults", "encryption.enabled = true\nversioning..status = \"Enabled\""),
+                (
+                    "defaults",
+                    "encryption.enabled = true\nversioning..status = \"Enabled\"",
+                ),
             ],
         )
         .await;
@@ -1270,7 +1312,10 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
                 ("name", "encrypted buckets"),
                 ("service_name", "s3"),
                 ("resource_kind", "bucket"),
-                ("defaults", "encryption.enabled = true\nstorage_class = STANDARD_IA"),
+                (
+                    "defaults",
+                    "encryption.enabled = true\nstorage_class = STANDARD_IA",
+                ),
             ],
         )
         .await;
@@ -1283,9 +1328,16 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     );
     let template_id = template["template_id"].as_str().expect("id").to_owned();
     let edit = admin
-        .get(&server, &format!("/ui/configuration/templates/{template_id}"))
+        .get(
+            &server,
+            &format!("/ui/configuration/templates/{template_id}"),
+        )
         .await;
-    assert!(edit.text.contains("storage_class = STANDARD_IA"), "{}", edit.text);
+    assert!(
+        edit.text.contains("storage_class = STANDARD_IA"),
+        "{}",
+        edit.text
+    );
     let saved = admin
         .post(
             &server,
@@ -1335,7 +1387,10 @@ async fn configuration_forms_create_and_edit_with_the_apis_checks_issue_10() {
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
     let channels = v3(
         &server,
-        &format!("notifications/v1/{}/notifications/channels", server.instance_id),
+        &format!(
+            "notifications/v1/{}/notifications/channels",
+            server.instance_id
+        ),
     )
     .await;
     let channel = find(&channels["channels"], "name", "SOC").clone();
@@ -1393,7 +1448,10 @@ async fn configuration_forms_respect_roles_and_keys_are_for_admins_issue_10() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.text.contains("/ui/configuration/scopes/new"));
     assert!(!page.text.contains(">Edit<"), "no edit links for viewers");
-    assert!(page.text.contains("can read the configuration but not change it"));
+    assert!(
+        page.text
+            .contains("can read the configuration but not change it")
+    );
     let csrf = csrf_of(&page.text);
     for path in [
         "/ui/configuration/scopes/new".to_owned(),
@@ -1420,7 +1478,10 @@ async fn configuration_forms_respect_roles_and_keys_are_for_admins_issue_10() {
         ("description", "refused"),
         ("service_name", "s3"),
         ("resource_kind", "bucket"),
-        ("required_config", "{\"property\": \"a\", \"operator\": \"is_true\"}"),
+        (
+            "required_config",
+            "{\"property\": \"a\", \"operator\": \"is_true\"}",
+        ),
         ("defaults", "a = 1"),
         ("type", "Slack"),
         ("endpoint", "https://hooks.example.com/x"),
@@ -1474,7 +1535,11 @@ async fn configuration_forms_respect_roles_and_keys_are_for_admins_issue_10() {
         .post(
             &server,
             "/ui/configuration/scopes",
-            &[("csrf", &csrf), ("name", "editor scope"), ("environment", "gcp")],
+            &[
+                ("csrf", &csrf),
+                ("name", "editor scope"),
+                ("environment", "gcp"),
+            ],
         )
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
@@ -1616,15 +1681,28 @@ async fn sessions_survive_a_restart_issue_10() {
         },
     );
     let overview_after = browser.get(&after, "/ui/").await;
-    assert_eq!(overview_after.status, StatusCode::OK, "{}", overview_after.text);
+    assert_eq!(
+        overview_after.status,
+        StatusCode::OK,
+        "{}",
+        overview_after.text
+    );
     let csrf = csrf_of(&overview_after.text);
-    assert_eq!(csrf, csrf_of(&overview.text), "the same session, same token");
+    assert_eq!(
+        csrf,
+        csrf_of(&overview.text),
+        "the same session, same token"
+    );
     // It still acts, and signing out ends it for good.
     let created = browser
         .post(
             &after,
             "/ui/configuration/scopes",
-            &[("csrf", &csrf), ("name", "after restart"), ("environment", "aws")],
+            &[
+                ("csrf", &csrf),
+                ("name", "after restart"),
+                ("environment", "aws"),
+            ],
         )
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);

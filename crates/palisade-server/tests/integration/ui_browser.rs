@@ -111,6 +111,16 @@ impl WebDriver {
         .await;
     }
 
+    async fn clear(&self, css: &str) {
+        let element = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
     async fn source(&self) -> String {
         self.call(reqwest::Method::GET, "/source", None)
             .await
@@ -368,10 +378,11 @@ async fn a_browser_signs_in_scans_drills_down_acknowledges_and_configures_issue_
     browser.screenshot(&screenshots, "09-attachment-form").await;
     browser.click("form.config button[type=submit]").await;
     let configuration = browser.wait_for("Attachment created.").await;
-    assert!(configuration.contains("Browser attachment"), "{configuration}");
-    browser
-        .screenshot(&screenshots, "10-configuration")
-        .await;
+    assert!(
+        configuration.contains("Browser attachment"),
+        "{configuration}"
+    );
+    browser.screenshot(&screenshots, "10-configuration").await;
     let attachments = api("v3/attachments".to_owned()).await;
     let attachment = attachments["attachments"]
         .as_array()
@@ -398,6 +409,32 @@ async fn a_browser_signs_in_scans_drills_down_acknowledges_and_configures_issue_
         .screenshot(&screenshots, "11-new-attachment-report")
         .await;
 
+    // A mistake comes back next to its field, the typed values kept.
+    browser
+        .goto(&format!("{site}/ui/configuration/rules/new"))
+        .await;
+    browser.wait_for("New rule").await;
+    browser
+        .type_into("#description", "Buckets are private")
+        .await;
+    browser.type_into("#service_name", "s3").await;
+    browser.type_into("#resource_kind", "bucket").await;
+    browser.clear("#required_config").await;
+    browser
+        .type_into(
+            "#required_config",
+            "{\"property\": \"public_access\", \"operator\": \"looks_fine\"}",
+        )
+        .await;
+    browser.click("form.config button[type=submit]").await;
+    let refused = browser.wait_for("Please correct the following").await;
+    assert!(
+        refused.contains("id=\"required_config-error\"") && refused.contains("looks_fine"),
+        "{refused}"
+    );
+    assert!(refused.contains("value=\"Buckets are private\""));
+    browser.screenshot(&screenshots, "12-rule-error").await;
+
     // The phone layout reads too.
     browser
         .call(
@@ -407,12 +444,12 @@ async fn a_browser_signs_in_scans_drills_down_acknowledges_and_configures_issue_
         )
         .await;
     browser.goto(&format!("{site}/ui/")).await;
-    browser.screenshot(&screenshots, "12-overview-phone").await;
+    browser.screenshot(&screenshots, "13-overview-phone").await;
     browser
         .goto(&format!("{site}/ui/configuration/channels/new"))
         .await;
     browser.wait_for("New notification channel").await;
-    browser.screenshot(&screenshots, "13-form-phone").await;
+    browser.screenshot(&screenshots, "14-form-phone").await;
 
     let _ = http
         .delete(format!("{base}/session/{}", browser.session))

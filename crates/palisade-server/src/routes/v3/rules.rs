@@ -249,7 +249,8 @@ pub(crate) async fn replace(
     let mut rule = normalise(&request, rule_id)?;
     stamp_updated(&mut rule, &previous.body, by);
     let body = Value::Object(rule);
-    let stored = documents::replace(state, instance_id, RULE, rule_id, &body, Some(expected)).await?;
+    let stored =
+        documents::replace(state, instance_id, RULE, rule_id, &body, Some(expected)).await?;
     Ok((body, stored.version))
 }
 
