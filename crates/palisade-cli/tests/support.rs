@@ -82,6 +82,15 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// Kills the process with SIGKILL — no shutdown, no flush, as a crash or the OOM killer
+    /// would — and waits for it to be gone.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

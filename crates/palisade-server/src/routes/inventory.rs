@@ -6,6 +6,7 @@
 //! quarantine, so one broken record never costs the rest of the batch.
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use chrono::Utc;
 use palisade_model::error::{ErrorCode, ErrorItem, ErrorTarget};
 use palisade_model::resource::Resource;
@@ -43,12 +44,16 @@ pub struct RejectedRecord {
 /// What a push did.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PushResult {
-    /// Records stored as new versions.
+    /// Records stored as new versions (0 when the push was queued: see `batch`).
     pub stored: u64,
     /// Records already stored (same id and `collected_at`): retries.
     pub duplicates: u64,
     /// Records that failed validation; they are in the quarantine.
     pub rejected: Vec<RejectedRecord>,
+    /// Scaled mode (`serve --bus`): the good records were queued as this batch (answer `202`),
+    /// stored by a worker once it is `processed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<crate::service::insights::BatchView>,
 }
 
 /// Checks one record, returning the resource or its mistakes (pointers under `/resources/{index}`).
@@ -122,13 +127,14 @@ fn check_record(index: usize, record: &Value) -> Result<Resource, Vec<ErrorItem>
 /// Stores a batch of resources; bad records are reported and quarantined, good ones kept.
 #[utoipa::path(post, path = "/instances/{instance_id}/v1/inventory", tag = "inventory", security(("bearer" = [])),
     params(("instance_id" = String, Path)), request_body = InventoryPush,
-    responses((status = 200, body = PushResult), (status = 400, body = palisade_model::error::ErrorBody)))]
+    responses((status = 200, body = PushResult), (status = 202, body = PushResult, description = "Scaled mode: queued as a batch"),
+        (status = 400, body = palisade_model::error::ErrorBody)))]
 pub async fn push_inventory(
     State(state): State<AppState>,
     auth: Authorized<DataPush>,
     Path(_instance_id): Path<String>,
     ApiJson(push): ApiJson<InventoryPush>,
-) -> ApiResult<ApiJson<PushResult>> {
+) -> ApiResult<(StatusCode, ApiJson<PushResult>)> {
     let now = Utc::now();
     let mut resources = Vec::with_capacity(push.resources.len());
     let mut rejected = Vec::new();
@@ -163,19 +169,67 @@ pub async fn push_inventory(
             .quarantine(auth.instance_id(), &quarantined)
             .await?;
     }
+    metrics::counter!("palisade_inventory_records_total", "outcome" => "rejected")
+        .increment(rejected.len() as u64);
+    if state.cluster.scaled() {
+        // Through the bus like every ingest: answered once the bus holds the batch; a worker
+        // stores it (idempotently, so a redelivery adds nothing).
+        let payload = crate::service::insights::json_lines(&resources)?;
+        let batch = crate::service::insights::enqueue(
+            &state,
+            auth.instance_id(),
+            crate::service::insights::INVENTORY,
+            "inventory",
+            &auth.key.id,
+            &payload,
+            resources.len() as u64,
+            rejected.len() as u64,
+            Value::Null,
+        )
+        .await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            ApiJson(PushResult {
+                stored: 0,
+                duplicates: 0,
+                rejected,
+                batch: Some(crate::service::insights::BatchView::of(&batch)),
+            }),
+        ));
+    }
     let outcome = state
         .store
         .push_resources(auth.instance_id(), &resources, now)
         .await?;
     metrics::counter!("palisade_inventory_records_total", "outcome" => "stored")
         .increment(outcome.stored);
-    metrics::counter!("palisade_inventory_records_total", "outcome" => "rejected")
-        .increment(rejected.len() as u64);
-    Ok(ApiJson(PushResult {
-        stored: outcome.stored,
-        duplicates: outcome.duplicates,
-        rejected,
-    }))
+    Ok((
+        StatusCode::OK,
+        ApiJson(PushResult {
+            stored: outcome.stored,
+            duplicates: outcome.duplicates,
+            rejected,
+            batch: None,
+        }),
+    ))
+}
+
+/// Returns one ingest batch of any stream (`activity`, `network`, or `inventory`, which is
+/// queued as a batch in scaled mode): its status, records and, once processed, its outcome.
+#[utoipa::path(get, path = "/instances/{instance_id}/v1/batches/{batch_id}", tag = "inventory", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("batch_id" = String, Path)),
+    responses((status = 200, body = crate::service::insights::BatchView), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_batch(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, batch_id)): Path<(String, String)>,
+) -> ApiResult<ApiJson<crate::service::insights::BatchView>> {
+    let batch = state
+        .store
+        .get_batch(auth.instance_id(), &batch_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("batch", &batch_id))?;
+    Ok(ApiJson(crate::service::insights::BatchView::of(&batch)))
 }
 
 /// Lists the latest configuration of resources, filtered by `environment`, `account_id`,

@@ -5,3 +5,4 @@ mod decisions;
 mod findings;
 mod insights;
 mod inventory;
+mod locks;
