@@ -667,6 +667,11 @@ fn issue_11_embedded_sigkill_during_ingest_keeps_every_acknowledged_record() {
         let sent = events.await.expect("event sender");
         (sent, pushes)
     });
+    eprintln!(
+        "issue 11 embedded: killed after {} acknowledged event batches and {} inventory pushes",
+        sent.acked_batches.len(),
+        pushes.iter().filter(|(_, acked)| *acked).count()
+    );
     assert!(!sent.acked_batches.is_empty() && pushes.iter().any(|(_, acked)| *acked));
 
     // Restart on the same data directory: the journal's pending batches are finished.
