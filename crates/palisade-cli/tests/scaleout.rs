@@ -482,6 +482,8 @@ fn issue_11_three_processes_lose_nothing_when_one_is_killed() {
                     let mut sent = Sent::default();
                     let mut target = home;
                     for batch in 0..14 {
+                        // Paced, so the kill falls in the middle of the sending.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         // After a failure, another process takes this sender's batches.
                         if !send_events(
                             &clients[target],
@@ -500,7 +502,7 @@ fn issue_11_three_processes_lose_nothing_when_one_is_killed() {
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
         // A scan asked of the victim just before it dies.
         let victim_scan = {
             let client = clients[victim].clone();
@@ -527,6 +529,11 @@ fn issue_11_three_processes_lose_nothing_when_one_is_killed() {
             sent.acked_targets.extend(part.acked_targets);
             sent.unacked_targets.extend(part.unacked_targets);
         }
+        eprintln!(
+            "issue 11 scaled: partition {partition} owner (process {victim}) killed; {} batches acknowledged, {} records unacknowledged",
+            sent.acked_batches.len(),
+            sent.unacked_targets.len()
+        );
         assert!(
             sent.acked_batches.len() >= 20,
             "most batches were acknowledged: {}",
