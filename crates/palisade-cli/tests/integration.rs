@@ -11,6 +11,7 @@ mod netscan;
 mod plan;
 mod posture_sdk;
 mod rules;
+mod scaleout;
 mod scan;
 mod sdk;
 mod serve;

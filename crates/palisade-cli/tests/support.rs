@@ -88,7 +88,8 @@ impl ServerProcess {
 }
 
 impl ServerProcess {
-    /// Kills the server with SIGKILL (a crash: no graceful shutdown) and waits for it.
+    /// Kills the process with SIGKILL — no shutdown, no flush, as a crash or the OOM killer
+    /// would — and waits for it to be gone.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
         let _ = self.child.wait();

@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub master_key: Option<Arc<crate::service::credentials::MasterKey>>,
     /// Largest body of an ingest route (audit events, flow logs, intel feeds, rule packs).
     pub ingest_body_limit_bytes: usize,
+    /// How often the scheduler looks for due scans (and, sharing a store, whether it may).
+    pub scheduler_tick: Duration,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +57,7 @@ impl Default for ServerConfig {
             smtp: None,
             ingest_body_limit_bytes: 256 * 1024 * 1024,
             master_key: None,
+            scheduler_tick: crate::service::scheduler::TICK,
         }
     }
 }
@@ -71,6 +74,10 @@ pub struct AppState {
     pub insights: Arc<crate::service::insights::InsightsRuntime>,
     /// Compiled configuration governance policies and the decision log writer.
     pub governance: Arc<crate::service::governance::Governance>,
+    /// Where accepted ingest batches go: the embedded journal, or NATS JetStream when scaled.
+    pub bus: Arc<dyn palisade_bus::IngestBus>,
+    /// Locks and partitions shared with the other processes of the same store.
+    pub cluster: Arc<crate::service::cluster::Cluster>,
 }
 
 impl AppState {
@@ -78,8 +85,18 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
         let quota =
             Quota::per_second(config.rate_limit_per_second).allow_burst(config.rate_limit_burst);
+        let bus: Arc<dyn palisade_bus::IngestBus> =
+            Arc::new(palisade_bus::journal::JournalBus::new(
+                store.clone(),
+                &[
+                    crate::service::insights::ACTIVITY,
+                    crate::service::insights::NETWORK,
+                ],
+            ));
         Self {
             store,
+            bus,
+            cluster: Arc::default(),
             limiter: Arc::new(RateLimiter::keyed(quota)),
             config: Arc::new(config),
             verifier: Arc::new(KeyVerifier::default()),
@@ -87,6 +104,21 @@ impl AppState {
             insights: Arc::default(),
             governance: Arc::default(),
         }
+    }
+
+    /// Scaled mode and shared stores: ingest goes through `bus` (unless it is the embedded
+    /// journal) and work is divided with the other processes through `locks` (PostgreSQL).
+    pub fn with_cluster(
+        mut self,
+        bus: Option<Arc<dyn palisade_bus::IngestBus>>,
+        locks: Option<palisade_store::locks::ClusterLocks>,
+    ) -> Self {
+        let scaled = bus.is_some();
+        if let Some(bus) = bus {
+            self.bus = bus;
+        }
+        self.cluster = Arc::new(crate::service::cluster::Cluster::new(locks, scaled));
+        self
     }
 
     /// Spends one request of a key's rate; `RateLimited` with `Retry-After` when it has none left.

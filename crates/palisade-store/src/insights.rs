@@ -7,6 +7,12 @@
 //! (only if it still is pending), records its findings as occurrences and saves the stream's
 //! state. A crash anywhere before that commit leaves the batch pending, and processing it again
 //! gives the same result; a batch already completed is never applied twice.
+//!
+//! The table is also the **idempotency record** of batches that travel on a message bus
+//! (`palisade-bus`, scaled mode): there the records are not in the journal, only (at most) the
+//! batch's header ([`InsightsStore::note_batch`]), and `complete_batch` inserts the row as
+//! processed if it is missing. Either way the batch id is claimed in the transaction that writes
+//! the results, so a redelivered batch is recognised and applies nothing.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -118,26 +124,30 @@ pub trait InsightsStore {
         stream: &str,
         limit: u32,
     ) -> StoreResult<Vec<IngestBatch>>;
-    /// The oldest pending batches of a stream across instances, in arrival order.
+    /// The oldest pending batches of a stream across instances whose records the journal holds
+    /// (not the headers of batches on the bus), in arrival order.
     async fn pending_batches(&self, stream: &str, limit: u32) -> StoreResult<Vec<IngestBatch>>;
     /// The records of a pending batch (JSON Lines); `None` once it is processed.
     async fn batch_payload(&self, instance_id: &str, batch_id: &str)
     -> StoreResult<Option<String>>;
-    /// Marks a pending batch processed, records its occurrences (under their provider) and saves
-    /// the stream state, atomically. Returns `None`, writing nothing, when the batch is no longer
-    /// pending (another worker, or an earlier run, completed it).
+    /// Records the header of a batch whose records travel elsewhere (on the bus), as pending, if
+    /// the batch is not known yet; a batch already recorded (even completed) is left alone.
+    async fn note_batch(&self, batch: &IngestBatch) -> StoreResult<()>;
+    /// Marks a batch processed, records its occurrences (under their provider) and saves the
+    /// stream state, atomically. A batch the journal does not hold yet (it came over the bus) is
+    /// inserted as processed. Returns `None`, writing nothing, when the batch is no longer
+    /// pending (another worker, or an earlier delivery, completed it).
     async fn complete_batch(
         &self,
-        instance_id: &str,
-        batch_id: &str,
+        batch: &IngestBatch,
         completion: BatchCompletion<'_>,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<Vec<RecordOutcome>>>;
-    /// Marks a pending batch failed with a reason (its payload is kept for inspection).
+    /// Marks a pending (or not yet recorded) batch failed with a reason; a payload in the journal
+    /// is kept for inspection.
     async fn fail_batch(
         &self,
-        instance_id: &str,
-        batch_id: &str,
+        batch: &IngestBatch,
         error: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;

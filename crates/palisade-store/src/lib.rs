@@ -23,6 +23,7 @@ mod error;
 pub mod findings;
 pub mod insights;
 pub mod inventory;
+pub mod locks;
 pub mod migrations;
 pub mod notifications;
 pub mod reports;

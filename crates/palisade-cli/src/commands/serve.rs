@@ -59,6 +59,25 @@ pub struct ServeArgs {
     /// SMTP password (prefer the environment variable; flags show in `ps`).
     #[arg(long, env = "PALISADE_SMTP_PASSWORD", hide_env_values = true)]
     pub smtp_password: Option<String>,
+    /// Scaled mode: the NATS JetStream server ingest batches go through (`nats://HOST:PORT`).
+    /// Needs a PostgreSQL `--store` shared by every process. Without it, batches go to the
+    /// store's own journal (embedded mode).
+    #[arg(long, env = "PALISADE_BUS")]
+    pub bus: Option<String>,
+    /// Names the bus's stream, subjects and consumers (the same in every process of one
+    /// deployment).
+    #[arg(long, env = "PALISADE_BUS_PREFIX", default_value = "palisade")]
+    pub bus_prefix: String,
+    /// Partitions of the ingest stream (the same in every process of one deployment).
+    #[arg(long, env = "PALISADE_BUS_PARTITIONS", default_value_t = 8)]
+    pub bus_partitions: u32,
+    /// Seconds a batch may stay unacknowledged before the bus delivers it again (to whichever
+    /// process owns its partition then).
+    #[arg(long, env = "PALISADE_BUS_ACK_WAIT", default_value_t = 30)]
+    pub bus_ack_wait: u64,
+    /// Seconds between two looks of the scan scheduler for due scans.
+    #[arg(long, default_value_t = 60)]
+    pub scheduler_tick: u64,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -101,6 +120,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             username: args.smtp_username.clone(),
             password: args.smtp_password.clone(),
         }),
+        scheduler_tick: Duration::from_secs(args.scheduler_tick.max(1)),
         ..ServerConfig::default()
     };
     if config.allow_insecure_webhooks {
@@ -108,7 +128,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "--allow-insecure-webhooks: notifications may go to plain http and internal addresses"
         );
     }
-    let state = AppState::new(store, config);
+    // Processes sharing a PostgreSQL store divide scheduling, scans and ingest partitions
+    // through advisory locks on a connection of their own.
+    let locks = palisade_store::locks::ClusterLocks::connect(&store_url)
+        .await
+        .context("opening the lock connection")?;
+    let bus: Option<std::sync::Arc<dyn palisade_bus::IngestBus>> = match &args.bus {
+        None => None,
+        Some(url) => {
+            anyhow::ensure!(
+                locks.is_some(),
+                "--bus needs a PostgreSQL --store shared by every process (partition ownership \
+                 lives there)"
+            );
+            let settings = palisade_bus::nats::NatsSettings {
+                prefix: args.bus_prefix.clone(),
+                partitions: args.bus_partitions,
+                ack_wait: Duration::from_secs(args.bus_ack_wait),
+                ..palisade_bus::nats::NatsSettings::new(url)
+            };
+            let bus = palisade_bus::nats::NatsBus::connect(settings, store.clone())
+                .await
+                .with_context(|| format!("connecting to the bus {url}"))?;
+            tracing::info!(bus = %url, partitions = args.bus_partitions, "scaled mode: ingest goes through NATS JetStream");
+            let bus: std::sync::Arc<dyn palisade_bus::IngestBus> = std::sync::Arc::new(bus);
+            Some(bus)
+        }
+    };
+    let state = AppState::new(store, config).with_cluster(bus, locks);
     if let Some(bootstrap) = palisade_server::bootstrap(&state, &args.data_dir).await? {
         // Printed once, on stdout only: the key is never logged.
         print!("{}", bootstrap.lines());

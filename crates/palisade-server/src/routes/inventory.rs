@@ -11,6 +11,7 @@
 //! the agent had to resend it. Recorded batches are listed at `…/v1/inventory-batches`.
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use chrono::Utc;
 use palisade_model::error::{ErrorCode, ErrorItem, ErrorTarget};
 use palisade_model::resource::Resource;
@@ -54,7 +55,7 @@ pub struct RejectedRecord {
 /// What a push did.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PushResult {
-    /// Records stored as new versions.
+    /// Records stored as new versions (0 when the push was queued: see `batch`).
     pub stored: u64,
     /// Records already stored (same id and `collected_at`): retries.
     pub duplicates: u64,
@@ -67,6 +68,10 @@ pub struct PushResult {
     /// are those of the first push.
     #[serde(default)]
     pub replayed: bool,
+    /// Scaled mode (`serve --bus`): the good records were queued as this batch (answer `202`),
+    /// stored by a worker once it is `processed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<crate::service::insights::BatchView>,
 }
 
 /// Checks a batch id's shape.
@@ -157,13 +162,14 @@ fn check_record(index: usize, record: &Value) -> Result<Resource, Vec<ErrorItem>
 /// Stores a batch of resources; bad records are reported and quarantined, good ones kept.
 #[utoipa::path(post, path = "/instances/{instance_id}/v1/inventory", tag = "inventory", security(("bearer" = [])),
     params(("instance_id" = String, Path)), request_body = InventoryPush,
-    responses((status = 200, body = PushResult), (status = 400, body = palisade_model::error::ErrorBody)))]
+    responses((status = 200, body = PushResult), (status = 202, body = PushResult, description = "Scaled mode: queued as a batch"),
+        (status = 400, body = palisade_model::error::ErrorBody)))]
 pub async fn push_inventory(
     State(state): State<AppState>,
     auth: Authorized<DataPush>,
     Path(_instance_id): Path<String>,
     ApiJson(push): ApiJson<InventoryPush>,
-) -> ApiResult<ApiJson<PushResult>> {
+) -> ApiResult<(StatusCode, ApiJson<PushResult>)> {
     let now = Utc::now();
     if let Some(batch_id) = &push.batch_id {
         check_batch_id(batch_id)?;
@@ -195,6 +201,48 @@ pub async fn push_inventory(
             }
         }
     }
+    metrics::counter!("palisade_inventory_records_total", "outcome" => "rejected")
+        .increment(rejected.len() as u64);
+    if state.cluster.scaled() {
+        // Through the bus like every ingest: answered once the bus holds the batch; a worker
+        // stores it (idempotently, so a redelivery adds nothing; an agent's batch id is
+        // recorded with the resources, so a resend after the bus forgot its message id adds
+        // nothing either).
+        if !quarantined.is_empty() {
+            state
+                .store
+                .quarantine(auth.instance_id(), &quarantined)
+                .await?;
+        }
+        let payload = crate::service::insights::json_lines(&resources)?;
+        let options = match &push.batch_id {
+            Some(batch_id) => json!({ "batch_id": batch_id }),
+            None => Value::Null,
+        };
+        let batch = crate::service::insights::enqueue(
+            &state,
+            auth.instance_id(),
+            crate::service::insights::INVENTORY,
+            "inventory",
+            &auth.key.id,
+            &payload,
+            resources.len() as u64,
+            rejected.len() as u64,
+            options,
+        )
+        .await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            ApiJson(PushResult {
+                stored: 0,
+                duplicates: 0,
+                rejected,
+                batch_id: push.batch_id,
+                replayed: false,
+                batch: Some(crate::service::insights::BatchView::of(&batch)),
+            }),
+        ));
+    }
     let rejected_json = serde_json::to_value(&rejected)
         .map_err(|error| ApiError::internal(format!("rejected records: {error}")))?;
     let batch = InventoryBatch {
@@ -212,26 +260,50 @@ pub async fn push_inventory(
         BatchOutcome::Applied(outcome) => outcome,
         BatchOutcome::Replayed(record) => {
             metrics::counter!("palisade_inventory_batches_replayed_total").increment(1);
-            return Ok(ApiJson(PushResult {
-                stored: record.outcome.stored,
-                duplicates: record.outcome.duplicates,
-                rejected: serde_json::from_value(record.rejected).unwrap_or_default(),
-                batch_id: Some(record.batch_id),
-                replayed: true,
-            }));
+            return Ok((
+                StatusCode::OK,
+                ApiJson(PushResult {
+                    stored: record.outcome.stored,
+                    duplicates: record.outcome.duplicates,
+                    rejected: serde_json::from_value(record.rejected).unwrap_or_default(),
+                    batch_id: Some(record.batch_id),
+                    replayed: true,
+                    batch: None,
+                }),
+            ));
         }
     };
     metrics::counter!("palisade_inventory_records_total", "outcome" => "stored")
         .increment(outcome.stored);
-    metrics::counter!("palisade_inventory_records_total", "outcome" => "rejected")
-        .increment(rejected.len() as u64);
-    Ok(ApiJson(PushResult {
-        stored: outcome.stored,
-        duplicates: outcome.duplicates,
-        rejected,
-        batch_id: push.batch_id,
-        replayed: false,
-    }))
+    Ok((
+        StatusCode::OK,
+        ApiJson(PushResult {
+            stored: outcome.stored,
+            duplicates: outcome.duplicates,
+            rejected,
+            batch_id: push.batch_id,
+            replayed: false,
+            batch: None,
+        }),
+    ))
+}
+
+/// Returns one ingest batch of any stream (`activity`, `network`, or `inventory`, which is
+/// queued as a batch in scaled mode): its status, records and, once processed, its outcome.
+#[utoipa::path(get, path = "/instances/{instance_id}/v1/batches/{batch_id}", tag = "inventory", security(("bearer" = [])),
+    params(("instance_id" = String, Path), ("batch_id" = String, Path)),
+    responses((status = 200, body = crate::service::insights::BatchView), (status = 404, body = palisade_model::error::ErrorBody)))]
+pub async fn get_batch(
+    State(state): State<AppState>,
+    auth: Authorized<ReadAccess>,
+    Path((_instance_id, batch_id)): Path<(String, String)>,
+) -> ApiResult<ApiJson<crate::service::insights::BatchView>> {
+    let batch = state
+        .store
+        .get_batch(auth.instance_id(), &batch_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("batch", &batch_id))?;
+    Ok(ApiJson(crate::service::insights::BatchView::of(&batch)))
 }
 
 fn batch_view(record: &BatchRecord) -> Value {

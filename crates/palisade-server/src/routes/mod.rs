@@ -95,6 +95,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             inventory::list_inventory
         ))
         .routes(routes!(inventory::resource_history))
+        .routes(routes!(inventory::get_batch))
         .routes(routes!(inventory::list_quarantine))
         .merge(insights_router())
         .routes(routes!(

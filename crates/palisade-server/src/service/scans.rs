@@ -26,7 +26,8 @@ use crate::state::AppState;
 const CHUNK: u32 = 2_000;
 
 /// Attachments being scanned in this process: a second request for the same attachment is
-/// refused instead of running the same scan twice at once.
+/// refused instead of running the same scan twice at once. Processes sharing a PostgreSQL store
+/// also hold the attachment's lock (`service::cluster`), so no two of them scan it at once.
 fn running() -> &'static Mutex<HashSet<(String, String)>> {
     static RUNNING: std::sync::OnceLock<Mutex<HashSet<(String, String)>>> =
         std::sync::OnceLock::new();
@@ -71,6 +72,8 @@ pub async fn run_scan(
         ));
     }
     let _guard = RunningGuard(key);
+    // And across the processes sharing the store.
+    let _cluster_guard = state.cluster.lock_scan(instance_id, attachment_id).await?;
 
     let attachment_document = documents::get(state, instance_id, ATTACHMENT, attachment_id).await?;
     let attachment: Attachment = parse(attachment_document.body.clone(), "attachment")?;

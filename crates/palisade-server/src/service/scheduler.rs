@@ -3,6 +3,9 @@
 //! The schedule lives in the attachments themselves (`next_scan_time`, moved forward by every
 //! scan), so it survives restarts: a server that was down when a scan was due runs it at its
 //! next tick. An attachment already being scanned is skipped (see `service::scans`).
+//!
+//! Processes sharing a PostgreSQL store run one scheduler between them: the one holding the
+//! scheduler lock (`service::cluster`); when it dies, another takes the lock at its next tick.
 
 use std::time::Duration;
 
@@ -19,10 +22,13 @@ pub const TICK: Duration = Duration::from_secs(60);
 /// Starts the scheduler loop; abort the handle to stop it.
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(TICK);
+        let mut interval = tokio::time::interval(state.config.scheduler_tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             interval.tick().await;
+            if !state.cluster.scheduler_turn().await {
+                continue;
+            }
             let ran = run_due(&state, Utc::now()).await;
             if ran > 0 {
                 tracing::info!(scans = ran, "scheduled scans ran");

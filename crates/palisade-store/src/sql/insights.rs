@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::{SqlStore, classify, corrupt, optional_timestamp, text};
 use crate::findings::RecordOutcome;
-use crate::insights::{BatchCompletion, IngestBatch, InsightsStore, StoredFeed};
+use crate::insights::{BatchCompletion, BatchStatus, IngestBatch, InsightsStore, StoredFeed};
 use crate::time::{format_timestamp, parse_timestamp};
 use crate::{StoreError, StoreResult};
 
@@ -115,7 +115,7 @@ impl InsightsStore for SqlStore {
     async fn pending_batches(&self, stream: &str, limit: u32) -> StoreResult<Vec<IngestBatch>> {
         sqlx::query(self.sql(&format!(
             "SELECT {BATCH_COLUMNS} FROM ingest_batches WHERE status = 'pending' AND stream = $1 \
-             ORDER BY received_at, id LIMIT $2"
+             AND payload IS NOT NULL ORDER BY received_at, id LIMIT $2"
         )))
         .bind(stream)
         .bind(i64::from(limit))
@@ -144,23 +144,58 @@ impl InsightsStore for SqlStore {
         }
     }
 
+    async fn note_batch(&self, batch: &IngestBatch) -> StoreResult<()> {
+        sqlx::query(self.sql(&format!(
+            "INSERT INTO ingest_batches ({BATCH_COLUMNS}, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL) \
+             ON CONFLICT (instance_id, id) DO NOTHING"
+        )))
+        .bind(&batch.instance_id)
+        .bind(&batch.id)
+        .bind(&batch.stream)
+        .bind(&batch.source)
+        .bind(&batch.submitted_by)
+        .bind(format_timestamp(batch.received_at))
+        .bind(BatchStatus::Pending.as_str())
+        .bind(batch.records)
+        .bind(batch.rejected)
+        .bind(batch.options.to_string())
+        .bind(0_i64)
+        .bind(None::<String>)
+        .bind(None::<String>)
+        .execute(self.pool())
+        .await
+        .map_err(|error| classify(error, &format!("batch {}", batch.id)))?;
+        Ok(())
+    }
+
     async fn complete_batch(
         &self,
-        instance_id: &str,
-        batch_id: &str,
+        batch: &IngestBatch,
         completion: BatchCompletion<'_>,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<Vec<RecordOutcome>>> {
         let mut transaction = self.pool.begin().await?;
-        // The status check and the change are one statement, so of two workers completing the
-        // same batch exactly one sees a row change; the other writes nothing.
-        let claimed = sqlx::query(self.sql(
-            "UPDATE ingest_batches SET status = 'processed', payload = NULL, findings = $3, \
-             processed_at = $4 WHERE instance_id = $1 AND id = $2 AND status = 'pending' \
-             RETURNING stream",
-        ))
-        .bind(instance_id)
-        .bind(batch_id)
+        // Claiming the batch id is one statement: it inserts the row as processed (a batch that
+        // came over the bus) or flips a pending one, and returns nothing when the batch was
+        // completed before. Of two workers completing the same batch exactly one sees a row;
+        // the other writes nothing.
+        let claimed = sqlx::query(self.sql(&format!(
+            "INSERT INTO ingest_batches ({BATCH_COLUMNS}, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'processed', $7, $8, $9, $10, NULL, $11, NULL) \
+             ON CONFLICT (instance_id, id) DO UPDATE SET status = 'processed', payload = NULL, \
+             findings = excluded.findings, processed_at = excluded.processed_at \
+             WHERE ingest_batches.status = 'pending' RETURNING stream"
+        )))
+        .bind(&batch.instance_id)
+        .bind(&batch.id)
+        .bind(&batch.stream)
+        .bind(&batch.source)
+        .bind(&batch.submitted_by)
+        .bind(format_timestamp(batch.received_at))
+        .bind(batch.records)
+        .bind(batch.rejected)
+        .bind(batch.options.to_string())
         .bind(completion.findings)
         .bind(format_timestamp(at))
         .fetch_optional(&mut *transaction)
@@ -173,8 +208,13 @@ impl InsightsStore for SqlStore {
         let outcomes = if completion.occurrences.is_empty() {
             Vec::new()
         } else {
-            self.record_occurrences_in(&mut transaction, instance_id, completion.occurrences, at)
-                .await?
+            self.record_occurrences_in(
+                &mut transaction,
+                &batch.instance_id,
+                completion.occurrences,
+                at,
+            )
+            .await?
         };
         if let Some(snapshot) = completion.state_snapshot {
             sqlx::query(self.sql(
@@ -182,7 +222,7 @@ impl InsightsStore for SqlStore {
                  VALUES ($1, $2, $3, $4) ON CONFLICT (instance_id, stream) DO UPDATE SET \
                  snapshot = excluded.snapshot, updated_at = excluded.updated_at",
             ))
-            .bind(instance_id)
+            .bind(&batch.instance_id)
             .bind(&stream)
             .bind(snapshot)
             .bind(format_timestamp(at))
@@ -195,17 +235,26 @@ impl InsightsStore for SqlStore {
 
     async fn fail_batch(
         &self,
-        instance_id: &str,
-        batch_id: &str,
+        batch: &IngestBatch,
         error: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(self.sql(
-            "UPDATE ingest_batches SET status = 'failed', error = $3, processed_at = $4 \
-             WHERE instance_id = $1 AND id = $2 AND status = 'pending'",
-        ))
-        .bind(instance_id)
-        .bind(batch_id)
+        sqlx::query(self.sql(&format!(
+            "INSERT INTO ingest_batches ({BATCH_COLUMNS}, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7, $8, $9, 0, $10, $11, NULL) \
+             ON CONFLICT (instance_id, id) DO UPDATE SET status = 'failed', \
+             error = excluded.error, processed_at = excluded.processed_at \
+             WHERE ingest_batches.status = 'pending'"
+        )))
+        .bind(&batch.instance_id)
+        .bind(&batch.id)
+        .bind(&batch.stream)
+        .bind(&batch.source)
+        .bind(&batch.submitted_by)
+        .bind(format_timestamp(batch.received_at))
+        .bind(batch.records)
+        .bind(batch.rejected)
+        .bind(batch.options.to_string())
         .bind(error)
         .bind(format_timestamp(at))
         .execute(self.pool())

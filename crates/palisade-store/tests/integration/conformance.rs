@@ -19,7 +19,10 @@ use crate::findings::{
     occurrence_listings_filter_and_page, occurrences_deduplicate_and_reopen,
     suppressions_expire_and_notifications_are_pending_once,
 };
-use crate::insights::{ingest_batches_complete_exactly_once, intel_feeds_are_replaced_and_scoped};
+use crate::insights::{
+    bus_batches_are_claimed_exactly_once_issue_11, ingest_batches_complete_exactly_once,
+    intel_feeds_are_replaced_and_scoped,
+};
 use crate::sessions::{
     report_summaries_list_without_rollups, sessions_expire_sign_out_and_end_with_their_key,
 };
@@ -447,6 +450,7 @@ conformance_suite!(
     channels_and_signing_keys_are_scoped,
     deliveries_queue_lease_retry_and_log,
     ingest_batches_complete_exactly_once,
+    bus_batches_are_claimed_exactly_once_issue_11,
     intel_feeds_are_replaced_and_scoped,
     decisions_are_logged_filtered_paged_and_scoped,
     inventory_batches_apply_exactly_once_issue_5,

@@ -98,8 +98,7 @@ pub async fn ingest_batches_complete_exactly_once(store: Arc<dyn Store>) {
     let occurrences = [occurrence("o1"), occurrence("o1"), occurrence("o2")];
     let outcomes = store
         .complete_batch(
-            "a",
-            "b1",
+            &batch("a", "b1", "activity", 10),
             BatchCompletion {
                 occurrences: &occurrences,
                 state_snapshot: Some("{\"windows\":1}"),
@@ -114,8 +113,7 @@ pub async fn ingest_batches_complete_exactly_once(store: Arc<dyn Store>) {
     assert!(outcomes.iter().all(|outcome| outcome.created));
     let again = store
         .complete_batch(
-            "a",
-            "b1",
+            &batch("a", "b1", "activity", 10),
             BatchCompletion {
                 occurrences: &occurrences,
                 state_snapshot: Some("{\"windows\":99}"),
@@ -158,7 +156,11 @@ pub async fn ingest_batches_complete_exactly_once(store: Arc<dyn Store>) {
     assert_eq!(store.batch_payload("a", "b1").await.expect("payload"), None);
 
     store
-        .fail_batch("a", "b2", "undecodable payload", at(50))
+        .fail_batch(
+            &batch("a", "b2", "activity", 20),
+            "undecodable payload",
+            at(50),
+        )
         .await
         .expect("fail");
     let failed = store.get_batch("a", "b2").await.expect("get").expect("b2");
@@ -188,6 +190,127 @@ pub async fn ingest_batches_complete_exactly_once(store: Arc<dyn Store>) {
         store.stream_state("a", "activity").await.expect("state"),
         None
     );
+}
+
+/// Issue 11: a batch that came over the bus is not in the journal; completing it inserts its row
+/// as processed, and a redelivery (or a second worker) applies nothing. A header noted by the
+/// route before or after the completion never undoes it.
+pub async fn bus_batches_are_claimed_exactly_once_issue_11(store: Arc<dyn Store>) {
+    two_instances(&store).await;
+    let occurrences = [occurrence("o1")];
+    let completion = || BatchCompletion {
+        occurrences: &occurrences,
+        state_snapshot: Some("{\"after\":\"bus-1\"}"),
+        findings: 1,
+    };
+    // Completed before the route noted its header (the worker was faster).
+    let first = batch("a", "bus-1", "activity", 10);
+    assert!(
+        store
+            .complete_batch(&first, completion(), at(20))
+            .await
+            .expect("complete")
+            .is_some()
+    );
+    store.note_batch(&first).await.expect("note after");
+    assert_eq!(
+        store
+            .complete_batch(&first, completion(), at(30))
+            .await
+            .expect("redelivery"),
+        None
+    );
+    let stored = store
+        .get_batch("a", "bus-1")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(stored.status, BatchStatus::Processed);
+    assert_eq!(
+        (stored.records, stored.rejected, stored.findings),
+        (2, 1, 1)
+    );
+    assert_eq!(stored.processed_at, Some(at(20)));
+    assert_eq!(
+        store.batch_payload("a", "bus-1").await.expect("payload"),
+        None
+    );
+    let count = store
+        .get_occurrence(
+            "a",
+            &OccurrenceKey {
+                account_id: "acct".to_owned(),
+                provider_id: "activity-insights".to_owned(),
+                id: "o1".to_owned(),
+            },
+        )
+        .await
+        .expect("occurrence")
+        .expect("recorded")
+        .occurrence_count;
+    assert_eq!(count, 1, "the redelivered batch counted once");
+
+    // Noted first (pending, no payload), then completed; the worker's listing of journal work
+    // ignores it only once completed.
+    let second = batch("a", "bus-2", "activity", 40);
+    store.note_batch(&second).await.expect("note");
+    store
+        .note_batch(&second)
+        .await
+        .expect("noting twice is harmless");
+    let noted = store
+        .get_batch("a", "bus-2")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(noted.status, BatchStatus::Pending);
+    // Its records are on the bus, not in the journal: the journal's worker does not list it.
+    assert!(
+        store
+            .pending_batches("activity", 10)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    assert!(
+        store
+            .complete_batch(&second, completion(), at(50))
+            .await
+            .expect("complete")
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .get_batch("a", "bus-2")
+            .await
+            .expect("get")
+            .expect("row")
+            .status,
+        BatchStatus::Processed
+    );
+
+    // A failure is recorded the same way, and a failed batch is not completed later.
+    let third = batch("b", "bus-3", "network", 60);
+    store
+        .fail_batch(&third, "unreadable", at(70))
+        .await
+        .expect("fail");
+    assert_eq!(
+        store
+            .complete_batch(&third, completion(), at(80))
+            .await
+            .expect("complete"),
+        None
+    );
+    let failed = store
+        .get_batch("b", "bus-3")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(failed.status, BatchStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("unreadable"));
+    // Scoped to the instance.
+    assert_eq!(store.get_batch("a", "bus-3").await.expect("get"), None);
 }
 
 pub async fn intel_feeds_are_replaced_and_scoped(store: Arc<dyn Store>) {

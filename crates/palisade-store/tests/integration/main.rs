@@ -6,4 +6,5 @@ mod decisions;
 mod findings;
 mod insights;
 mod inventory;
+mod locks;
 mod sessions;

@@ -367,8 +367,7 @@ pub(super) async fn process_batch(
     state
         .store
         .complete_batch(
-            instance_id,
-            &batch.id,
+            batch,
             BatchCompletion {
                 occurrences: &records,
                 state_snapshot: Some(&snapshot),

@@ -10,6 +10,14 @@
 //! detector state. A crash before that commit leaves the batch pending and it is processed
 //! again; a completed batch is never applied twice, so every accepted record counts once.
 //!
+//! **Through the ingest bus** (`palisade-bus`). `enqueue` publishes the batch on the process's
+//! bus and answers only once the bus has it. Embedded, the bus is the journal itself and the
+//! worker drains it ([`process_pending`]); in scaled mode (`serve --bus nats://…`) batches go to
+//! JetStream, partitioned by instance, and each process reads the partitions it owns
+//! ([`partition_worker`], started by `service::cluster`). Both paths settle a delivery the same
+//! way ([`handle_delivery`]): acknowledged after the completion transaction committed, left for
+//! redelivery on storage trouble, marked failed (and acknowledged) when it can never succeed.
+//!
 //! Detector configuration (Sigma packs and per-rule settings, network detector settings, threat
 //! intelligence feeds) lives in the store; the compiled forms are cached per instance under a
 //! key built from the stored versions, so a change made through any process is picked up by
@@ -36,9 +44,9 @@ use crate::state::AppState;
 pub const ACTIVITY: &str = "activity";
 /// The stream of network flows.
 pub const NETWORK: &str = "network";
+/// Inventory pushes (through the bus in scaled mode only; embedded pushes are stored at once).
+pub const INVENTORY: &str = "inventory";
 
-/// Batches the worker takes per round and stream.
-const BATCHES_PER_ROUND: u32 = 16;
 /// How long the worker sleeps when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
@@ -111,11 +119,16 @@ pub struct BatchView {
 impl BatchView {
     /// The view of a stored batch.
     pub fn of(batch: &IngestBatch) -> Self {
-        Self {
-            href: format!(
+        let href = if batch.stream == INVENTORY {
+            format!("/instances/{}/v1/batches/{}", batch.instance_id, batch.id)
+        } else {
+            format!(
                 "/instances/{}/v1/{}/batches/{}",
                 batch.instance_id, batch.stream, batch.id
-            ),
+            )
+        };
+        Self {
+            href,
             id: batch.id.clone(),
             stream: batch.stream.clone(),
             source: batch.source.clone(),
@@ -193,7 +206,11 @@ pub async fn enqueue(
         error: None,
         processed_at: None,
     };
-    state.store.enqueue_batch(&batch, payload).await?;
+    state
+        .bus
+        .publish(instance_id, &batch, payload)
+        .await
+        .map_err(bus_error)?;
     state.insights.wake.notify_one();
     Ok(batch)
 }
@@ -213,56 +230,169 @@ pub async fn batch(
         .ok_or_else(|| ApiError::not_found("batch", batch_id))
 }
 
-/// Processes every pending batch (both streams) now; returns how many were completed. The
-/// worker calls this each round; in-process tests and `?wait=true` ingests call it directly.
+/// Processes every pending batch of the embedded journal now; returns how many were completed.
+/// The worker calls this each round; in-process tests and `?wait=true` ingests call it directly.
+/// In scaled mode batches are read by the partitions' owners instead, and this does nothing.
 pub async fn process_pending(state: &AppState) -> usize {
+    if state.cluster.scaled() {
+        return 0;
+    }
     let _one_at_a_time = state.insights.processing.lock().await;
+    let mut consumer = match state.bus.consumer(0).await {
+        Ok(consumer) => consumer,
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot read the ingest journal");
+            return 0;
+        }
+    };
     let mut completed = 0;
-    for stream in [ACTIVITY, NETWORK] {
-        loop {
-            let batches = match state.store.pending_batches(stream, BATCHES_PER_ROUND).await {
-                Ok(batches) => batches,
-                Err(error) => {
-                    tracing::warn!(stream, error = %error, "cannot list pending batches");
-                    break;
-                }
-            };
-            if batches.is_empty() {
-                break;
-            }
-            let mut progressed = false;
-            for batch in &batches {
-                match process_one(state, batch).await {
-                    Ok(()) => {
-                        completed += 1;
-                        progressed = true;
-                    }
-                    Err(Failure::Permanent(reason)) => {
-                        tracing::warn!(batch = %batch.id, reason = %reason, "ingest batch failed");
-                        if let Err(error) = state
-                            .store
-                            .fail_batch(&batch.instance_id, &batch.id, &reason, Utc::now())
-                            .await
-                        {
-                            tracing::warn!(batch = %batch.id, error = %error, "cannot mark batch failed");
-                        } else {
-                            progressed = true;
-                        }
-                    }
-                    Err(Failure::Transient(error)) => {
-                        // Leave it pending (and the batches after it, to keep their order);
-                        // the next round tries again.
-                        tracing::warn!(batch = %batch.id, error = %error, detail = ?error.internal_detail, "ingest batch will be retried");
-                        return completed;
-                    }
-                }
-            }
-            if !progressed {
+    loop {
+        match consumer.next(Duration::ZERO).await {
+            Ok(Some(delivery)) => match handle_delivery(state, &delivery).await {
+                Settled::Done => completed += 1,
+                // Left pending (and the batches after it, to keep their order); the next
+                // round tries again.
+                Settled::Retry => break,
+            },
+            Ok(None) => break,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot list pending batches");
                 break;
             }
         }
     }
     completed
+}
+
+/// How a delivery ended.
+pub(crate) enum Settled {
+    /// Completed, failed for good, or found completed before: acknowledged.
+    Done,
+    /// Not processed (storage trouble): it will be delivered again.
+    Retry,
+}
+
+/// Wait before a batch that met storage trouble is delivered again.
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// Processes one delivered batch and settles it with the bus: acknowledged only after its
+/// results committed (or it was found completed: a redelivery after a crash between the commit
+/// and the ack), marked failed and acknowledged when it can never succeed, left for redelivery
+/// otherwise.
+pub(crate) async fn handle_delivery(
+    state: &AppState,
+    delivery: &palisade_bus::Delivery,
+) -> Settled {
+    let batch = &delivery.batch;
+    match state.store.get_batch(&batch.instance_id, &batch.id).await {
+        Ok(Some(stored)) if stored.status != BatchStatus::Pending => {
+            tracing::info!(batch = %batch.id, "batch completed before; acknowledging the redelivery");
+            return acknowledge(delivery).await;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(batch = %batch.id, error = %error, "ingest batch will be retried");
+            let _ = delivery.retry(RETRY_DELAY).await;
+            return Settled::Retry;
+        }
+    }
+    let work = process_one(state, batch, &delivery.payload);
+    tokio::pin!(work);
+    // Long batches tell the bus they are alive, so it does not deliver them to someone else.
+    let beat = state
+        .bus
+        .ack_wait()
+        .map_or(Duration::from_secs(3600), |wait| {
+            (wait / 3).max(Duration::from_millis(500))
+        });
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut work => break outcome,
+            _ = ticker.tick() => {
+                if let Err(error) = delivery.in_progress().await {
+                    tracing::warn!(batch = %batch.id, error = %error, "cannot extend the ack wait");
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => acknowledge(delivery).await,
+        Err(Failure::Permanent(reason)) => {
+            tracing::warn!(batch = %batch.id, reason = %reason, "ingest batch failed");
+            match state.store.fail_batch(batch, &reason, Utc::now()).await {
+                Ok(()) => acknowledge(delivery).await,
+                Err(error) => {
+                    tracing::warn!(batch = %batch.id, error = %error, "cannot mark batch failed");
+                    let _ = delivery.retry(RETRY_DELAY).await;
+                    Settled::Retry
+                }
+            }
+        }
+        Err(Failure::Transient(error)) => {
+            tracing::warn!(batch = %batch.id, error = %error, detail = ?error.internal_detail, "ingest batch will be retried");
+            let _ = delivery.retry(RETRY_DELAY).await;
+            Settled::Retry
+        }
+    }
+}
+
+async fn acknowledge(delivery: &palisade_bus::Delivery) -> Settled {
+    if let Err(error) = delivery.ack().await {
+        // The results are committed; the batch comes back and is recognised as completed.
+        tracing::warn!(batch = %delivery.batch.id, error = %error, "ack failed; the batch will be redelivered and skipped");
+    }
+    Settled::Done
+}
+
+/// Reads one partition of the bus until `stop` (scaled mode; started by `service::cluster`
+/// for each partition this process owns).
+pub async fn partition_worker(
+    state: AppState,
+    partition: u32,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut consumer = loop {
+        match state.bus.consumer(partition).await {
+            Ok(consumer) => break consumer,
+            Err(error) => {
+                tracing::warn!(partition, error = %error, "cannot open the partition's consumer");
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                if *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    };
+    while !*stop.borrow() {
+        match consumer.next(Duration::from_secs(1)).await {
+            Ok(Some(delivery)) => {
+                if let Settled::Retry = handle_delivery(&state, &delivery).await {
+                    // The bus redelivers it after the delay; meanwhile the partition waits.
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(partition, error = %error, "cannot read the partition");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// A bus failure as an API error: the batch was not accepted, retry later.
+fn bus_error(error: palisade_bus::BusError) -> ApiError {
+    match error {
+        palisade_bus::BusError::Store(error) => error.into(),
+        other => ApiError::new(
+            palisade_model::error::ErrorCode::ServiceUnavailable,
+            format!("the ingest queue did not accept the batch; retry: {other}"),
+        ),
+    }
 }
 
 /// Why a batch could not be completed.
@@ -285,27 +415,63 @@ impl From<palisade_store::StoreError> for Failure {
     }
 }
 
-async fn process_one(state: &AppState, batch: &IngestBatch) -> Result<(), Failure> {
-    let Some(payload) = state
-        .store
-        .batch_payload(&batch.instance_id, &batch.id)
-        .await?
-    else {
-        // Completed by another process since it was listed.
-        return Ok(());
-    };
+async fn process_one(state: &AppState, batch: &IngestBatch, payload: &str) -> Result<(), Failure> {
     match batch.stream.as_str() {
-        ACTIVITY => activity::process_batch(state, batch, &payload).await,
-        NETWORK => network::process_batch(state, batch, &payload).await,
+        ACTIVITY => activity::process_batch(state, batch, payload).await,
+        NETWORK => network::process_batch(state, batch, payload).await,
+        INVENTORY => store_inventory(state, batch, payload).await,
         other => Err(Failure::Permanent(format!("unknown stream `{other}`"))),
     }
 }
 
-/// Starts the worker: a round whenever a batch arrives, and at least every few seconds.
+/// Stores a queued inventory push. Its time is the batch's arrival, not the processing's, and
+/// versions are idempotent on (id, `collected_at`): a redelivery stores nothing twice.
+async fn store_inventory(
+    state: &AppState,
+    batch: &IngestBatch,
+    payload: &str,
+) -> Result<(), Failure> {
+    let resources: Vec<palisade_model::resource::Resource> = parse_json_lines(payload)?;
+    // An agent's batch id is recorded with its resources (as an embedded push does), so a
+    // batch the agent resent after the bus's de-duplication window is still applied once.
+    let no_rejections = Value::Array(Vec::new());
+    let pushed = palisade_store::InventoryBatch {
+        batch_id: batch.options.get("batch_id").and_then(Value::as_str),
+        key_id: &batch.submitted_by,
+        resources: &resources,
+        quarantined: &[],
+        rejected: &no_rejections,
+    };
+    let outcome = match state
+        .store
+        .push_batch(&batch.instance_id, &pushed, batch.received_at)
+        .await?
+    {
+        palisade_store::BatchOutcome::Applied(outcome) => outcome,
+        palisade_store::BatchOutcome::Replayed(_) => palisade_store::PushOutcome::default(),
+    };
+    metrics::counter!("palisade_inventory_records_total", "outcome" => "stored")
+        .increment(outcome.stored);
+    state
+        .store
+        .complete_batch(
+            batch,
+            palisade_store::insights::BatchCompletion::default(),
+            Utc::now(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Starts the worker: embedded, a round over the journal whenever a batch arrives and at least
+/// every few seconds; scaled, the partition owner loop (`service::cluster`).
 pub fn spawn_worker(
     state: AppState,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    if state.cluster.scaled() {
+        return tokio::spawn(crate::service::cluster::run_partitions(state, shutdown));
+    }
     tokio::spawn(async move {
         loop {
             if *shutdown.borrow() {
@@ -401,20 +567,43 @@ pub async fn answer(
     wait: bool,
     rejected: Vec<RejectedRecord>,
 ) -> ApiResult<IngestAnswer> {
-    let batch = if wait {
+    let batch = if !wait {
+        batch
+    } else if state.cluster.scaled() {
+        wait_for_owner(state, batch).await?
+    } else {
         process_pending(state).await;
         state
             .store
             .get_batch(&batch.instance_id, &batch.id)
             .await?
             .unwrap_or(batch)
-    } else {
-        batch
     };
     Ok(IngestAnswer {
         batch: BatchView::of(&batch),
         rejected,
     })
+}
+
+/// Scaled mode's `?wait=true`: the batch is processed by its partition's owner, maybe another
+/// process; wait for its row to leave `pending`, within the request's time.
+async fn wait_for_owner(state: &AppState, batch: IngestBatch) -> ApiResult<IngestBatch> {
+    let deadline = tokio::time::Instant::now() + state.config.request_timeout.mul_f32(0.8);
+    loop {
+        if let Some(stored) = state
+            .store
+            .get_batch(&batch.instance_id, &batch.id)
+            .await?
+            .filter(|stored| stored.status != BatchStatus::Pending)
+        {
+            return Ok(stored);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            // Still queued: answered as accepted (202), to be followed at its `href`.
+            return Ok(batch);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Reads an ingest body up to the ingest limit (larger than the JSON routes' limit: a day of

@@ -398,8 +398,7 @@ pub(super) async fn process_batch(
     let completed = state
         .store
         .complete_batch(
-            instance_id,
-            &batch.id,
+            batch,
             BatchCompletion {
                 occurrences: &records,
                 state_snapshot: None,
@@ -417,6 +416,17 @@ pub(super) async fn process_batch(
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// Drops the in-memory detectors of the instances `leaving` picks (their partition moved to
+/// another process, which will build its own from the store).
+pub async fn forget(state: &AppState, leaving: impl Fn(&str) -> bool) {
+    state
+        .insights
+        .network
+        .lock()
+        .await
+        .retain(|instance_id, _| !leaving(instance_id));
 }
 
 /// Closes the windows of streams idle for [`IDLE_FLUSH`] and records what they held.
