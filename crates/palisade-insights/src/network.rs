@@ -17,8 +17,10 @@
 //! [`ThreatIntel`] snapshot to use. The engine does no I/O and reads no clock: a server keeps one
 //! state per instance (or per partition), feeds it batches with [`NetworkDetectors::process_batch`],
 //! tells it that flow time has moved on with [`NetworkDetectors::close_windows_until`], and swaps
-//! feeds through [`SharedThreatIntel`] between batches; the offline CLI streams a directory through
-//! [`NetworkDetectors::process`] and ends with [`NetworkDetectors::flush`].
+//! feeds through [`SharedThreatIntel`] between batches, and saves the state with each batch
+//! ([`NetworkDetectors::save_state`] / [`NetworkDetectors::restore_state`]: a compact, versioned
+//! text bounded, like the state, by the active pairs); the offline CLI streams a directory
+//! through [`ParallelScan`].
 //!
 //! # Windows, lateness, memory
 //! Each detector counts per key (a pair of addresses, a target, …) in tumbling windows. A window
@@ -92,6 +94,7 @@ pub mod intel;
 mod intel_traffic;
 mod parallel;
 mod port_scan;
+mod snapshot;
 mod state;
 
 pub use beaconing::BeaconingConfig;
@@ -107,6 +110,7 @@ pub use intel::{
 pub use intel_traffic::ThreatIntelConfig;
 pub use parallel::ParallelScan;
 pub use port_scan::PortScanConfig;
+pub use snapshot::NetworkStateError;
 
 pub(crate) use state::SuppressionKey;
 use state::{AddressClassifier, Suppression, looks_like_reply};
@@ -240,7 +244,7 @@ fn shard_of(key: u128, count: u32) -> u32 {
 
 /// Everything that changes while flows go through the detectors. Create it with
 /// [`NetworkDetectors::new_state`]; keep one per independent stream of flows. It can be saved
-/// and restored ([`NetworkDetectors::snapshot`]).
+/// and restored ([`NetworkDetectors::save_state`], [`NetworkDetectors::restore_state`]).
 #[derive(Debug)]
 pub struct NetworkDetectorState {
     shard: Shard,
