@@ -1,10 +1,14 @@
 //! Network insights benchmark: generated AWS VPC flow logs (default version 2 format, 10 million
 //! records, written to a temporary file that is removed afterwards) decoded by `palisade-logs` and
-//! run through all five detectors with a one-million-entry threat-intelligence feed.
+//! run through all five detectors with a one-million-entry threat-intelligence feed, on one thread
+//! and with [`ParallelScan`] on all of rayon's threads (the run checks that both give the same
+//! findings).
 //!
 //! `cargo bench -p palisade-insights --bench network`; set `PALISADE_BENCH_RECORDS` to change the
-//! size. Criterion reports records/s (`thrpt`); MB/s is records/s × the bytes per record printed at
-//! start. The peak resident memory of the process is printed at the end.
+//! size, `PALISADE_BENCH_THREADS` the threads of the parallel scan, `PALISADE_BENCH_SPLIT=1` to
+//! also time the detectors alone, `PALISADE_BENCH_QUICK=1` to skip criterion. Criterion reports
+//! records/s (`thrpt`); MB/s is records/s × the bytes per record printed at start. The peak
+//! resident memory of the process is printed at the end.
 
 use std::fs::File;
 use std::hint::black_box;
@@ -14,8 +18,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use palisade_insights::network::generator::{self, GeneratorConfig};
-use palisade_insights::network::{NetworkDetectorConfig, NetworkDetectors, ThreatIntel};
-use palisade_logs::flow::{FlowFormat, decode_flows, decode_flows_parallel};
+use palisade_insights::network::{
+    NetworkDetectorConfig, NetworkDetectors, NetworkFinding, ParallelScan, ThreatIntel,
+};
+use palisade_logs::flow::{FlowFormat, decode_flows, decode_flows_compact};
 
 struct BenchInput {
     path: PathBuf,
@@ -73,31 +79,31 @@ fn prepare() -> BenchInput {
 fn run_all_detectors(
     input: &BenchInput,
     detectors: &NetworkDetectors,
-    parallel: bool,
-) -> (u64, usize, u64) {
-    let mut state = detectors.new_state();
-    let mut findings = Vec::new();
+    threads: usize,
+) -> (u64, Vec<NetworkFinding>, u64) {
     let file = File::open(&input.path).expect("temp file");
     let reader = BufReader::with_capacity(1 << 20, file);
-    let summary = if parallel {
-        decode_flows_parallel(reader, "bench", FlowFormat::AwsVpcText, |batch| {
-            for record in batch {
-                detectors.process(&mut state, &input.intel, record, &mut findings);
-            }
-        })
-    } else {
-        decode_flows(reader, "bench", FlowFormat::AwsVpcText, |record| {
-            detectors.process(&mut state, &input.intel, record, &mut findings);
-        })
-    };
-    detectors.flush(&mut state, &mut findings);
-    let peak_keys = state
-        .stats()
-        .iter()
-        .map(|(_, stats)| stats.open_keys)
-        .sum::<u64>()
-        + state.baseline_pairs() as u64;
-    (summary.records, findings.len(), peak_keys)
+    if threads == 0 {
+        // One thread, no parallel machinery: decode to compact flows and detect in turn.
+        let mut state = detectors.new_state();
+        let mut findings = Vec::new();
+        let summary = decode_flows_compact(reader, "bench", FlowFormat::AwsVpcText, |flow| {
+            detectors.process_compact(&mut state, &input.intel, flow, &mut findings);
+        });
+        detectors.flush(&mut state, &mut findings);
+        let left = state
+            .stats()
+            .iter()
+            .map(|(_, stats)| stats.open_keys)
+            .sum::<u64>()
+            + state.baseline_pairs() as u64;
+        return (summary.records, findings, left);
+    }
+    let mut scan = ParallelScan::new(detectors, &input.intel, threads);
+    let summary = scan.scan(reader, "bench", FlowFormat::AwsVpcText);
+    let (findings, stats) = scan.finish();
+    let left = stats.iter().map(|(_, stats)| stats.open_keys).sum::<u64>();
+    (summary.records, findings, left)
 }
 
 fn peak_resident_kib() -> Option<u64> {
@@ -143,7 +149,11 @@ fn network_insights(criterion: &mut Criterion) {
     let input = prepare();
     let detectors =
         NetworkDetectors::new(NetworkDetectorConfig::default()).expect("default config is valid");
-    cpu_timed("decode only", &input, || {
+    let threads = std::env::var("PALISADE_BENCH_THREADS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(rayon::current_num_threads);
+    cpu_timed("decode only, records", &input, || {
         let file = File::open(&input.path).expect("temp file");
         decode_flows(
             BufReader::with_capacity(1 << 20, file),
@@ -154,14 +164,25 @@ fn network_insights(criterion: &mut Criterion) {
             },
         )
     });
-    if std::env::var_os("PALISADE_BENCH_SPLIT").is_some() {
+    cpu_timed("decode only, compact flows", &input, || {
         let file = File::open(&input.path).expect("temp file");
-        let mut records = Vec::with_capacity(input.records as usize);
-        decode_flows(
+        decode_flows_compact(
             BufReader::with_capacity(1 << 20, file),
             "bench",
             FlowFormat::AwsVpcText,
-            |record| records.push(record.clone()),
+            |flow| {
+                black_box(flow);
+            },
+        )
+    });
+    if std::env::var_os("PALISADE_BENCH_SPLIT").is_some() {
+        let file = File::open(&input.path).expect("temp file");
+        let mut flows = Vec::with_capacity(input.records as usize);
+        decode_flows_compact(
+            BufReader::with_capacity(1 << 20, file),
+            "bench",
+            FlowFormat::AwsVpcText,
+            |flow| flows.push(*flow),
         );
         let empty = ThreatIntel::default();
         for (label, intel) in [
@@ -171,24 +192,30 @@ fn network_insights(criterion: &mut Criterion) {
             cpu_timed(label, &input, || {
                 let mut state = detectors.new_state();
                 let mut findings = Vec::new();
-                for record in &records {
-                    detectors.process(&mut state, intel, record, &mut findings);
+                for flow in &flows {
+                    detectors.process_compact(&mut state, intel, flow, &mut findings);
                 }
                 findings.len()
             });
         }
     }
-    cpu_timed("end to end, one thread", &input, || {
-        run_all_detectors(&input, &detectors, false)
+    let (_, single, _) = cpu_timed("end to end, one thread", &input, || {
+        run_all_detectors(&input, &detectors, 0)
     });
-    let (records, findings, remaining) =
-        cpu_timed("end to end, decoding on a second thread", &input, || {
-            run_all_detectors(&input, &detectors, true)
-        });
+    let (records, findings, remaining) = cpu_timed(
+        &format!("end to end, ParallelScan on {threads} threads"),
+        &input,
+        || run_all_detectors(&input, &detectors, threads),
+    );
     eprintln!(
-        "check run: {records} records decoded, {findings} findings, {remaining} keys/baselines left after flush"
+        "check run: {records} records decoded, {} findings, {remaining} keys/baselines left after flush",
+        findings.len()
     );
     assert_eq!(records, input.records);
+    assert!(
+        findings == single,
+        "the parallel scan must find exactly what one thread finds"
+    );
     if std::env::var_os("PALISADE_BENCH_QUICK").is_some() {
         eprintln!(
             "peak resident memory: {} KiB",
@@ -206,19 +233,19 @@ fn network_insights(criterion: &mut Criterion) {
         bencher.iter(|| {
             let file = File::open(&input.path).expect("temp file");
             let mut ports = 0u64;
-            let summary = decode_flows(
+            let summary = decode_flows_compact(
                 BufReader::with_capacity(1 << 20, file),
                 "bench",
                 FlowFormat::AwsVpcText,
-                |record| {
-                    ports = ports.wrapping_add(u64::from(record.dst_port));
+                |flow| {
+                    ports = ports.wrapping_add(u64::from(flow.dst_port));
                 },
             );
             black_box((summary.records, ports))
         });
     });
     group.bench_function("aws_v2_all_detectors_1m_intel", |bencher| {
-        bencher.iter(|| black_box(run_all_detectors(&input, &detectors, true)));
+        bencher.iter(|| black_box(run_all_detectors(&input, &detectors, threads).0));
     });
     group.finish();
 

@@ -17,17 +17,29 @@
 //! [`ThreatIntel`] snapshot to use. The engine does no I/O and reads no clock: a server keeps one
 //! state per instance (or per partition), feeds it batches with [`NetworkDetectors::process_batch`],
 //! tells it that flow time has moved on with [`NetworkDetectors::close_windows_until`], and swaps
-//! feeds through [`SharedThreatIntel`] between batches; the offline CLI streams a directory through
-//! [`NetworkDetectors::process`] and ends with [`NetworkDetectors::flush`].
+//! feeds through [`SharedThreatIntel`] between batches, and saves the state with each batch
+//! ([`NetworkDetectors::save_state`] / [`NetworkDetectors::restore_state`]: a compact, versioned
+//! text bounded, like the state, by the active pairs); the offline CLI streams a directory
+//! through [`ParallelScan`].
 //!
 //! # Windows, lateness, memory
 //! Each detector counts per key (a pair of addresses, a target, …) in tumbling windows. A window
 //! closes, and its findings come out, once the newest flow start seen has passed the window's end
 //! by `allowed_lateness_seconds` (flow logs arrive out of order by up to their aggregation interval
-//! and delivery delay). Closing drops the window's state, so memory is bounded by the keys active
-//! in the open windows, plus the exfiltration baselines of pairs seen within their retention, not
-//! by the size of the input. Every distinct-value set is capped (`max_tracked_values`) and every
-//! key keeps at most `evidence_flows` evidence flows.
+//! and delivery delay). A flow whose window could already close is late: counted per detector and
+//! dropped. Closing drops the window's state (its emptied maps are reused by the next window), so
+//! memory is bounded by the keys active in the open windows, plus the exfiltration baselines of
+//! pairs seen within their retention, not by the size of the input. Every distinct-value set is
+//! capped (`max_tracked_values`) and every key keeps at most `evidence_flows` evidence flows, kept
+//! as [`CompactFlow`]s (no text, no allocation beyond the first).
+//!
+//! # Hot path and both cores
+//! A flow is looked at once ([`NetworkDetectors::process_compact`] takes the allocation-free
+//! [`CompactFlow`] the AWS decoder produces; [`NetworkDetectors::process`] converts a full record):
+//! whether each address is internal, whether it is a reply, and which intel entry lists each
+//! address are worked out before any detector runs. [`ParallelScan`] runs a whole stream on every
+//! core, decoding in parallel pieces and detecting in shards that each own a share of the keys,
+//! and gives exactly the findings (and order) of one state.
 //!
 //! An attack lasting several windows is reported once: the same (type, client, server, port) is
 //! suppressed for `suppression_seconds` after its last detection.
@@ -70,7 +82,7 @@
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
-use palisade_model::flow::FlowRecord;
+use palisade_model::flow::{CompactFlow, FlowRecord};
 use serde::{Deserialize, Serialize};
 
 mod beaconing;
@@ -80,7 +92,9 @@ pub mod finding;
 pub mod generator;
 pub mod intel;
 mod intel_traffic;
+mod parallel;
 mod port_scan;
+mod snapshot;
 mod state;
 
 pub use beaconing::BeaconingConfig;
@@ -94,7 +108,9 @@ pub use intel::{
     normalise_category, parse_feed,
 };
 pub use intel_traffic::ThreatIntelConfig;
+pub use parallel::ParallelScan;
 pub use port_scan::PortScanConfig;
+pub use snapshot::NetworkStateError;
 
 pub(crate) use state::SuppressionKey;
 use state::{AddressClassifier, Suppression, looks_like_reply};
@@ -194,10 +210,44 @@ pub struct DetectorStats {
     pub open_keys: u64,
 }
 
+/// Which part of a stream's keys a state owns: shard `index` of `count`.
+///
+/// Every detector key is built around one address (the source for horizontal scans, brute
+/// force, exfiltration and beaconing; the target for vertical and distributed scans, which are
+/// decided together; our side for threat-intelligence pairs), and a key belongs to the shard of
+/// that address's hash. Suppression keys contain the same address, so each shard suppresses
+/// alone. Every shard still sees every flow, so all of them keep the same watermark and close the
+/// same windows at the same moments: findings do not depend on the number of shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Shard {
+    index: u32,
+    count: u32,
+}
+
+impl Shard {
+    pub(crate) const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    #[inline]
+    pub(crate) fn owns(self, key: u128) -> bool {
+        self.count <= 1 || shard_of(key, self.count) == self.index
+    }
+}
+
+/// The shard of an address key among `count`.
+#[inline]
+fn shard_of(key: u128, count: u32) -> u32 {
+    let folded = (key as u64) ^ ((key >> 64) as u64);
+    let mixed = folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    // Multiply-shift range reduction: a division per flow and shard would cost more.
+    ((mixed * u64::from(count)) >> 32) as u32
+}
+
 /// Everything that changes while flows go through the detectors. Create it with
-/// [`NetworkDetectors::new_state`]; keep one per independent stream of flows.
+/// [`NetworkDetectors::new_state`]; keep one per independent stream of flows. It can be saved
+/// and restored ([`NetworkDetectors::save_state`], [`NetworkDetectors::restore_state`]).
 #[derive(Debug)]
 pub struct NetworkDetectorState {
+    shard: Shard,
     watermark: i64,
     next_close_at: i64,
     flows_seen: u64,
@@ -272,37 +322,67 @@ fn detector_index(kind: DetectorKind) -> usize {
     }
 }
 
-/// One flow with what every detector asks about it computed once.
-pub(crate) struct FlowContext<'record> {
-    pub(crate) record: &'record FlowRecord,
-    pub(crate) start: i64,
-    pub(crate) end: i64,
-    pub(crate) src: u128,
-    pub(crate) dst: u128,
+/// One flow with what every detector asks about it computed once: whether each side is
+/// internal, whether it is a reply, and which intel entry (if any) lists each side.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlowContext {
+    pub(crate) record: CompactFlow,
     pub(crate) src_internal: bool,
     pub(crate) dst_internal: bool,
     pub(crate) reply: bool,
+    pub(crate) src_intel: Option<u32>,
+    pub(crate) dst_intel: Option<u32>,
 }
 
 /// Where closing windows put their findings, applying suppression and counting.
+///
+/// Findings are held until [`Emitter::settle`], which admits them in an order that depends only
+/// on their windows and keys (not on hash-map order), so which of two findings with the same
+/// suppression key is reported never depends on how the state is laid out or sharded.
 pub(crate) struct Emitter<'sink> {
     findings: &'sink mut Vec<NetworkFinding>,
     suppression: &'sink mut Suppression,
     stats: &'sink mut [DetectorStats; 5],
     suppression_seconds: i64,
+    pending: Vec<(EmitOrder, NetworkFinding, SuppressionKey)>,
 }
 
+/// (detector, window start, the detector's key as numbers): unique per candidate finding.
+pub(crate) type EmitOrder = (usize, i64, u128, u128, u32);
+
 impl Emitter<'_> {
-    pub(crate) fn emit(&mut self, finding: NetworkFinding, key: SuppressionKey) {
-        let stats = &mut self.stats[detector_index(finding.detector)];
-        if self
-            .suppression
-            .admit(&finding, key, self.suppression_seconds)
-        {
-            stats.findings += 1;
-            self.findings.push(finding);
-        } else {
-            stats.suppressed += 1;
+    /// Queues a finding; `key` is its detector key in numbers (unique within its window).
+    pub(crate) fn emit(
+        &mut self,
+        finding: NetworkFinding,
+        suppression: SuppressionKey,
+        key: (u128, u128, u32),
+    ) {
+        let order = (
+            detector_index(finding.detector),
+            finding.window_start.timestamp(),
+            key.0,
+            key.1,
+            key.2,
+        );
+        self.pending.push((order, finding, suppression));
+    }
+
+    /// Admits the queued findings through suppression, in key order.
+    fn settle(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable_by_key(|(order, _, _)| *order);
+        for (_, finding, key) in pending {
+            let stats = &mut self.stats[detector_index(finding.detector)];
+            if self
+                .suppression
+                .admit(&finding, key, self.suppression_seconds)
+            {
+                stats.findings += 1;
+                self.findings.push(finding);
+            } else {
+                stats.suppressed += 1;
+            }
         }
     }
 }
@@ -349,7 +429,20 @@ impl NetworkDetectors {
 
     /// Returns a fresh, empty state.
     pub fn new_state(&self) -> NetworkDetectorState {
+        self.new_shard_state(Shard::WHOLE)
+    }
+
+    /// Returns the fresh states of `count` shards of one stream (see [`Shard`]).
+    pub(crate) fn new_shard_states(&self, count: u32) -> Vec<NetworkDetectorState> {
+        let count = count.max(1);
+        (0..count)
+            .map(|index| self.new_shard_state(Shard { index, count }))
+            .collect()
+    }
+
+    fn new_shard_state(&self, shard: Shard) -> NetworkDetectorState {
         NetworkDetectorState {
+            shard,
             watermark: i64::MIN,
             next_close_at: i64::MAX,
             flows_seen: 0,
@@ -372,67 +465,120 @@ impl NetworkDetectors {
         record: &FlowRecord,
         findings: &mut Vec<NetworkFinding>,
     ) {
-        let src = intel::address_key(record.src_addr);
-        let dst = intel::address_key(record.dst_addr);
-        let flow = FlowContext {
-            record,
-            start: record.start.timestamp(),
-            end: record.end.timestamp(),
-            src,
-            dst,
-            src_internal: self.classifier.is_internal(src),
-            dst_internal: self.classifier.is_internal(dst),
-            reply: looks_like_reply(record.src_port, record.dst_port),
+        self.process_compact(state, intel, &record.compact(), findings);
+    }
+
+    /// As [`NetworkDetectors::process`], for a flow without its text fields (what
+    /// `palisade_logs::flow::decode_flows_compact` gives).
+    pub fn process_compact(
+        &self,
+        state: &mut NetworkDetectorState,
+        intel: &ThreatIntel,
+        record: &CompactFlow,
+        findings: &mut Vec<NetworkFinding>,
+    ) {
+        let flow = self.prepare(intel, record);
+        self.process_prepared(state, intel, &flow, findings);
+    }
+
+    /// Works out once what every detector asks about a flow (looking each address up in the
+    /// intel index once).
+    #[inline]
+    pub(crate) fn prepare(&self, intel: &ThreatIntel, record: &CompactFlow) -> FlowContext {
+        let intel_on = self.config.threat_intel.enabled && !intel.is_empty();
+        let min_confidence = self.config.threat_intel.min_confidence;
+        let listed = |key: u128| {
+            if intel_on {
+                intel
+                    .lookup_key(key)
+                    .filter(|index| intel.confidence_at(*index) >= min_confidence)
+            } else {
+                None
+            }
         };
+        FlowContext {
+            record: *record,
+            src_internal: self.classifier.is_internal(record.src),
+            dst_internal: self.classifier.is_internal(record.dst),
+            reply: looks_like_reply(record.src_port, record.dst_port),
+            src_intel: listed(record.src),
+            dst_intel: listed(record.dst),
+        }
+    }
+
+    /// Runs the detectors over a prepared flow, for the keys `state`'s shard owns.
+    #[inline]
+    pub(crate) fn process_prepared(
+        &self,
+        state: &mut NetworkDetectorState,
+        intel: &ThreatIntel,
+        flow: &FlowContext,
+        findings: &mut Vec<NetworkFinding>,
+    ) {
         state.flows_seen += 1;
         let evidence = self.config.evidence_flows;
+        let clock = WindowClock {
+            watermark: state.watermark,
+            lateness: self.lateness,
+        };
+        let owns_src = state.shard.owns(flow.record.src);
+        let owns_dst = state.shard.owns(flow.record.dst);
         let mut opened_at = i64::MAX;
-        if self.config.threat_intel.enabled && !intel.is_empty() {
+        if self.config.threat_intel.enabled
+            && (flow.src_intel.is_some() || flow.dst_intel.is_some())
+        {
             let (counted, opened) =
                 state
                     .intel_traffic
-                    .observe(&self.config.threat_intel, intel, &flow, evidence);
+                    .observe(intel, flow, evidence, clock, state.shard);
             state.stats[0].flows_counted += u64::from(counted);
             opened_at = opened_at.min(opened);
         }
-        if self.config.port_scan.enabled {
-            let (counted, opened) =
-                state
-                    .port_scan
-                    .observe(&self.config.port_scan, &flow, evidence);
+        if self.config.port_scan.enabled && (owns_src || owns_dst) {
+            let (counted, opened) = state.port_scan.observe(
+                &self.config.port_scan,
+                flow,
+                evidence,
+                clock,
+                owns_src,
+                owns_dst,
+            );
             state.stats[1].flows_counted += u64::from(counted);
             opened_at = opened_at.min(opened);
         }
-        if self.config.brute_force.enabled {
-            let (counted, opened) = state.brute_force.observe(
-                &self.config.brute_force,
-                &self.brute_force_ports,
-                &flow,
-                evidence,
-            );
-            state.stats[2].flows_counted += u64::from(counted);
-            opened_at = opened_at.min(opened);
-        }
-        if self.config.exfiltration.enabled {
-            let (counted, opened) = state.exfiltration.observe(&flow, evidence);
-            state.stats[3].flows_counted += u64::from(counted);
-            opened_at = opened_at.min(opened);
-        }
-        if self.config.beaconing.enabled {
-            let (counted, opened) =
-                state
-                    .beaconing
-                    .observe(&self.config.beaconing, &flow, evidence);
-            state.stats[4].flows_counted += u64::from(counted);
-            opened_at = opened_at.min(opened);
+        if owns_src {
+            if self.config.brute_force.enabled {
+                let (counted, opened) = state.brute_force.observe(
+                    &self.config.brute_force,
+                    &self.brute_force_ports,
+                    flow,
+                    evidence,
+                    clock,
+                );
+                state.stats[2].flows_counted += u64::from(counted);
+                opened_at = opened_at.min(opened);
+            }
+            if self.config.exfiltration.enabled {
+                let (counted, opened) = state.exfiltration.observe(flow, evidence, clock);
+                state.stats[3].flows_counted += u64::from(counted);
+                opened_at = opened_at.min(opened);
+            }
+            if self.config.beaconing.enabled {
+                let (counted, opened) =
+                    state
+                        .beaconing
+                        .observe(&self.config.beaconing, flow, evidence, clock);
+                state.stats[4].flows_counted += u64::from(counted);
+                opened_at = opened_at.min(opened);
+            }
         }
         if opened_at != i64::MAX {
             state.next_close_at = state
                 .next_close_at
                 .min(opened_at.saturating_add(self.lateness));
         }
-        if flow.start > state.watermark {
-            state.watermark = flow.start;
+        if flow.record.start > state.watermark {
+            state.watermark = flow.record.start;
             if state.watermark >= state.next_close_at {
                 self.close_windows(state, state.watermark, findings);
             }
@@ -468,11 +614,19 @@ impl NetworkDetectors {
         self.close_windows(state, state.watermark, findings);
     }
 
-    /// Closes every open window (end of input) and reports what they hold.
+    /// Closes every open window (end of input) and reports what they hold. Flows of those
+    /// windows that arrive later are late.
     pub fn flush(&self, state: &mut NetworkDetectorState, findings: &mut Vec<NetworkFinding>) {
         self.close_windows(state, i64::MAX, findings);
+        let watermark = state.watermark;
+        state.intel_traffic.windows.close_through(watermark);
+        state.port_scan.windows.close_through(watermark);
+        state.brute_force.windows.close_through(watermark);
+        state.exfiltration.windows.close_through(watermark);
+        state.beaconing.windows.close_through(watermark);
     }
 
+    /// Closes the windows that may close at `watermark` (all of them for `i64::MAX`).
     fn close_windows(
         &self,
         state: &mut NetworkDetectorState,
@@ -480,16 +634,13 @@ impl NetworkDetectors {
         findings: &mut Vec<NetworkFinding>,
     ) {
         let first_new = findings.len();
-        let lateness = if watermark == i64::MAX {
-            0
-        } else {
-            self.lateness
-        };
+        let lateness = self.lateness;
         let mut emitter = Emitter {
             findings,
             suppression: &mut state.suppression,
             stats: &mut state.stats,
             suppression_seconds: self.suppression_seconds,
+            pending: Vec::new(),
         };
         state
             .intel_traffic
@@ -504,22 +655,13 @@ impl NetworkDetectors {
         state
             .beaconing
             .close(&self.config.beaconing, watermark, lateness, &mut emitter);
+        emitter.settle();
         if watermark != i64::MAX {
             // A detection is compared with windows that start up to `suppression_seconds` after
             // it ends; such a window may still be open for its length plus the lateness.
-            let longest_window = [
-                self.config.threat_intel.window_seconds,
-                self.config.port_scan.window_seconds,
-                self.config.brute_force.window_seconds,
-                self.config.exfiltration.window_seconds,
-                self.config.beaconing.window_seconds,
-            ]
-            .into_iter()
-            .max()
-            .map_or(0, |seconds| i64::try_from(seconds).unwrap_or(i64::MAX));
             let remembered_for = self
                 .suppression_seconds
-                .saturating_add(longest_window)
+                .saturating_add(self.longest_window())
                 .saturating_add(self.lateness);
             state.suppression.evict(watermark, remembered_for);
         }
@@ -535,14 +677,38 @@ impl NetworkDetectors {
         .min()
         .unwrap_or(i64::MAX);
         // Hash-map order is arbitrary; findings come out in a stable order.
-        findings[first_new..].sort_by(|left, right| {
-            (left.window_end, &left.finding_type, &left.id).cmp(&(
-                right.window_end,
-                &right.finding_type,
-                &right.id,
-            ))
-        });
+        findings[first_new..].sort_by(finding_order);
     }
+
+    fn longest_window(&self) -> i64 {
+        [
+            self.config.threat_intel.window_seconds,
+            self.config.port_scan.window_seconds,
+            self.config.brute_force.window_seconds,
+            self.config.exfiltration.window_seconds,
+            self.config.beaconing.window_seconds,
+        ]
+        .into_iter()
+        .max()
+        .map_or(0, |seconds| i64::try_from(seconds).unwrap_or(i64::MAX))
+    }
+}
+
+/// The order of the findings one closing produces.
+pub(crate) fn finding_order(left: &NetworkFinding, right: &NetworkFinding) -> std::cmp::Ordering {
+    (left.window_end, &left.finding_type, &left.id).cmp(&(
+        right.window_end,
+        &right.finding_type,
+        &right.id,
+    ))
+}
+
+/// The watermark before the flow being counted and the allowed lateness: what decides whether
+/// the flow's window is still open.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowClock {
+    pub(crate) watermark: i64,
+    pub(crate) lateness: i64,
 }
 
 /// Builds a finding's common parts from a tally.

@@ -30,7 +30,7 @@
 use std::fmt;
 use std::io::{self, BufRead, BufReader};
 
-use palisade_model::flow::FlowRecord;
+use palisade_model::flow::{CompactFlow, FlowRecord};
 use serde::Serialize;
 
 pub mod aws;
@@ -98,7 +98,8 @@ pub struct FlowDecodeSummary {
 }
 
 impl FlowDecodeSummary {
-    fn new() -> Self {
+    /// An empty summary of a source read to its end.
+    pub fn new() -> Self {
         Self {
             complete: true,
             ..Self::default()
@@ -113,8 +114,8 @@ impl FlowDecodeSummary {
         }
     }
 
-    /// Records an I/O failure that ends the source.
-    pub(crate) fn push_io_error(&mut self, source_name: &str, line: u64, error: &io::Error) {
+    /// Records an I/O failure that ends the source at `line` (1-based).
+    pub fn push_io_error(&mut self, source_name: &str, line: u64, error: &io::Error) {
         self.complete = false;
         self.push_error(FlowDecodeError {
             source_name: source_name.to_owned(),
@@ -167,95 +168,51 @@ where
     R: BufRead,
     F: FnMut(&FlowRecord),
 {
-    let resolved_format = match format {
-        FlowFormat::Auto => match sniff_format(&mut reader) {
-            Ok(sniffed) => sniffed,
-            Err(error) => {
-                let mut summary = FlowDecodeSummary::new();
-                summary.push_io_error(source_name, 1, &error);
-                return summary;
-            }
-        },
-        explicit => explicit,
-    };
-    match resolved_format {
-        FlowFormat::Json => json::decode_json_flows(reader, source_name, on_record),
-        FlowFormat::AwsVpcText | FlowFormat::Auto => {
-            aws::decode_aws_vpc_text(reader, source_name, on_record)
+    match resolve_format(&mut reader, format) {
+        Ok(FlowFormat::Json) => json::decode_json_flows(reader, source_name, on_record),
+        Ok(_) => aws::decode_aws_vpc_text(reader, source_name, on_record),
+        Err(error) => {
+            let mut summary = FlowDecodeSummary::new();
+            summary.push_io_error(source_name, 1, &error);
+            summary
         }
     }
 }
 
-/// Records per batch handed over by [`decode_flows_parallel`].
-pub const PARALLEL_BATCH_RECORDS: usize = 4096;
-
-/// Decodes on a second thread while `on_batch` consumes the records on the calling thread, in
-/// batches of up to [`PARALLEL_BATCH_RECORDS`], in input order.
-///
-/// On a machine with two free cores this nearly doubles end-to-end throughput when the consumer
-/// (the detectors) costs about as much per record as decoding. Batches are recycled: each record
-/// slot is overwritten with `clone_from`, which reuses the slot's string buffers, so the hand-over
-/// does not allocate per record either. Pure computation on `std` threads: no I/O of its own.
-pub fn decode_flows_parallel<R, F>(
-    reader: R,
+/// As [`decode_flows`], handing out [`CompactFlow`]s (no text fields). AWS text, the bulk of flow
+/// logs, is then decoded without building records at all.
+pub fn decode_flows_compact<R, F>(
+    mut reader: R,
     source_name: &str,
     format: FlowFormat,
-    mut on_batch: F,
+    mut on_flow: F,
 ) -> FlowDecodeSummary
 where
-    R: BufRead + Send,
-    F: FnMut(&[FlowRecord]),
+    R: BufRead,
+    F: FnMut(&CompactFlow),
 {
-    use std::sync::mpsc;
-    const BATCHES_IN_FLIGHT: usize = 4;
-    std::thread::scope(|scope| {
-        let (full_sender, full_receiver) = mpsc::sync_channel::<Vec<FlowRecord>>(BATCHES_IN_FLIGHT);
-        let (empty_sender, empty_receiver) = mpsc::channel::<Vec<FlowRecord>>();
-        for _ in 0..BATCHES_IN_FLIGHT + 2 {
-            // The receiver is alive right here, so this cannot fail; a failure would only mean
-            // fewer spare batches.
-            let _ = empty_sender.send(Vec::with_capacity(PARALLEL_BATCH_RECORDS));
-        }
-        let decoder = scope.spawn(move || {
-            let mut batch = empty_receiver.recv().unwrap_or_default();
-            let mut filled = 0usize;
-            let mut consumer_gone = false;
-            let mut summary = decode_flows(reader, source_name, format, |record| {
-                if consumer_gone {
-                    return;
-                }
-                if filled < batch.len() {
-                    batch[filled].clone_from(record);
-                } else {
-                    batch.push(record.clone());
-                }
-                filled += 1;
-                if filled == PARALLEL_BATCH_RECORDS {
-                    let next = empty_receiver.recv().unwrap_or_default();
-                    let full = std::mem::replace(&mut batch, next);
-                    consumer_gone = full_sender.send(full).is_err();
-                    filled = 0;
-                }
-            });
-            if filled > 0 && !consumer_gone {
-                batch.truncate(filled);
-                consumer_gone = full_sender.send(batch).is_err();
-            }
-            if consumer_gone {
-                summary.complete = false;
-            }
+    match resolve_format(&mut reader, format) {
+        Ok(FlowFormat::Json) => json::decode_json_flows(reader, source_name, |record| {
+            on_flow(&record.compact());
+        }),
+        Ok(_) => aws::decode_aws_vpc_compact(reader, source_name, on_flow),
+        Err(error) => {
+            let mut summary = FlowDecodeSummary::new();
+            summary.push_io_error(source_name, 1, &error);
             summary
-        });
-        for batch in full_receiver {
-            on_batch(&batch);
-            // The decoder may have finished and dropped its receiver: nothing to recycle then.
-            let _ = empty_sender.send(batch);
         }
-        match decoder.join() {
-            Ok(summary) => summary,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    })
+    }
+}
+
+/// Turns [`FlowFormat::Auto`] into the format the first bytes show (never returns `Auto`).
+///
+/// # Errors
+/// Fails when reading the first bytes fails.
+pub fn resolve_format<R: BufRead>(reader: &mut R, format: FlowFormat) -> io::Result<FlowFormat> {
+    match format {
+        FlowFormat::Auto => sniff_format(reader),
+        explicit => Ok(explicit),
+    }
 }
 
 /// Looks at the first non-blank byte without consuming anything the decoders need.
@@ -302,33 +259,6 @@ mod tests {
             let summary = decode_flows(reader, "mem", FlowFormat::Auto, |_| count += 1);
             assert_eq!((count, summary.records, summary.bad_records), (1, 1, 0));
         }
-    }
-
-    #[test]
-    fn parallel_decoding_hands_over_every_record_in_order() {
-        let mut text = String::new();
-        for index in 0..10_000u32 {
-            text.push_str(&format!(
-                "2 1 eni-{index} 10.0.0.1 10.0.0.2 {} 2 6 1 40 1700000000 1700000001 ACCEPT OK\n",
-                index % 60_000
-            ));
-            if index % 1000 == 0 {
-                text.push_str("garbage\n");
-            }
-        }
-        let mut sequential = Vec::new();
-        let expected = decode_flows(text.as_bytes(), "mem", FlowFormat::Auto, |record| {
-            sequential.push(record.clone())
-        });
-        let mut parallel = Vec::new();
-        let mut batches = 0;
-        let summary = decode_flows_parallel(text.as_bytes(), "mem", FlowFormat::Auto, |batch| {
-            batches += 1;
-            parallel.extend_from_slice(batch);
-        });
-        assert_eq!(summary, expected);
-        assert_eq!(parallel, sequential);
-        assert_eq!(batches, 10_000usize.div_ceil(PARALLEL_BATCH_RECORDS));
     }
 
     #[test]

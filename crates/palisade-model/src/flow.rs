@@ -213,6 +213,94 @@ impl FlowRecord {
     }
 }
 
+/// Canonical 128-bit key of an address: IPv4 addresses are mapped into `::ffff:0:0/96`, so both
+/// families share one key space (and one comparison, one hash) in detector state and indexes.
+pub fn address_key(address: IpAddr) -> u128 {
+    match address {
+        IpAddr::V4(v4) => IPV4_MAPPED | u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The inverse of [`address_key`]: keys in `::ffff:0:0/96` come back as IPv4 addresses.
+pub fn key_address(key: u128) -> IpAddr {
+    if key >> 32 == IPV4_MAPPED >> 32 {
+        // The low 32 bits are the IPv4 address.
+        IpAddr::V4(Ipv4Addr::from(key as u32))
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::from(key))
+    }
+}
+
+const IPV4_MAPPED: u128 = 0xffff_0000_0000;
+
+/// A flow without its text fields, in the shape a hot path reads: times as Unix seconds,
+/// addresses as [`address_key`]s, absent reverse counts as `0`. It is `Copy` and allocation-free,
+/// so decoders can hand out millions of them per second and detectors can keep one as evidence
+/// without cloning strings. [`FlowRecord::compact`] makes one from a full record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
+pub struct CompactFlow {
+    /// Start of the capture window, Unix seconds.
+    pub start: i64,
+    /// End of the capture window, Unix seconds.
+    pub end: i64,
+    /// Source address key.
+    pub src: u128,
+    /// Destination address key.
+    pub dst: u128,
+    /// Packets from source to destination.
+    pub packets: u64,
+    /// Bytes from source to destination.
+    pub bytes: u64,
+    /// Packets from destination back to source (`0` where the format does not record them).
+    pub reverse_packets: u64,
+    /// Bytes from destination back to source (`0` where the format does not record them).
+    pub reverse_bytes: u64,
+    /// Source port (`0` when none).
+    pub src_port: u16,
+    /// Destination port (`0` when none).
+    pub dst_port: u16,
+    /// IANA protocol number.
+    pub protocol: u8,
+    /// What the firewall did.
+    pub action: FlowAction,
+    /// Which way the traffic went.
+    pub direction: FlowDirection,
+}
+
+impl CompactFlow {
+    /// The source address.
+    pub fn src_addr(&self) -> IpAddr {
+        key_address(self.src)
+    }
+
+    /// The destination address.
+    pub fn dst_addr(&self) -> IpAddr {
+        key_address(self.dst)
+    }
+}
+
+impl FlowRecord {
+    /// The record without its text fields (see [`CompactFlow`]).
+    pub fn compact(&self) -> CompactFlow {
+        CompactFlow {
+            start: self.start.timestamp(),
+            end: self.end.timestamp(),
+            src: address_key(self.src_addr),
+            dst: address_key(self.dst_addr),
+            packets: self.packets,
+            bytes: self.bytes,
+            reverse_packets: self.reverse_packets.unwrap_or(0),
+            reverse_bytes: self.reverse_bytes.unwrap_or(0),
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            protocol: self.protocol,
+            action: self.action,
+            direction: self.direction,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +341,48 @@ mod tests {
         assert_eq!(field.as_deref(), Some("eni-22"));
         FlowRecord::set_text(&mut field, None);
         assert_eq!(field, None);
+    }
+
+    #[test]
+    fn address_keys_round_trip_both_families() {
+        for text in [
+            "10.1.2.3",
+            "0.0.0.0",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::1",
+            "::",
+        ] {
+            let address: IpAddr = text.parse().expect("valid");
+            assert_eq!(key_address(address_key(address)), address, "{text}");
+        }
+        // An IPv4-mapped IPv6 address shares the IPv4 key.
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().expect("valid");
+        assert_eq!(
+            address_key(mapped),
+            address_key("10.1.2.3".parse().expect("valid"))
+        );
+    }
+
+    #[test]
+    fn compact_keeps_the_hot_fields() {
+        let record = FlowRecord {
+            start: DateTime::from_timestamp(1_700_000_000, 0).expect("valid"),
+            end: DateTime::from_timestamp(1_700_000_060, 0).expect("valid"),
+            src_addr: "10.0.0.1".parse().expect("valid"),
+            dst_addr: "2001:db8::9".parse().expect("valid"),
+            dst_port: 443,
+            packets: 3,
+            bytes: 120,
+            reverse_bytes: Some(9),
+            interface_id: Some("eni-1".into()),
+            ..FlowRecord::default()
+        };
+        let compact = record.compact();
+        assert_eq!((compact.start, compact.end), (1_700_000_000, 1_700_000_060));
+        assert_eq!(compact.src_addr(), record.src_addr);
+        assert_eq!(compact.dst_addr(), record.dst_addr);
+        assert_eq!((compact.reverse_bytes, compact.reverse_packets), (9, 0));
     }
 
     #[test]

@@ -23,12 +23,10 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use palisade_insights::network::generator::{self, GeneratorConfig};
 use palisade_insights::network::{
-    FeedFormat, FeedSpec, NetworkDetectorConfig, NetworkDetectors, NetworkFinding, ThreatIntel,
-    parse_feed,
+    FeedFormat, FeedSpec, NetworkDetectorConfig, NetworkDetectors, NetworkFinding, ParallelScan,
+    ThreatIntel, parse_feed,
 };
-use palisade_logs::flow::{
-    FlowDecodeSummary, FlowFormat, decode_flows_parallel, decompress_if_gzipped,
-};
+use palisade_logs::flow::{FlowDecodeSummary, FlowFormat, decompress_if_gzipped};
 use palisade_model::finding::Severity;
 
 /// Output formats of `palisade netscan`.
@@ -140,8 +138,8 @@ pub fn run(args: NetscanArgs) -> anyhow::Result<ExitCode> {
         None
     };
 
-    let mut state = detectors.new_state();
-    let mut findings = Vec::new();
+    // Decoding and detection on every core; the findings are those of a single thread.
+    let mut scan = ParallelScan::with_all_threads(&detectors, &intel);
     let mut decoding = FlowDecodeSummary {
         complete: true,
         ..FlowDecodeSummary::default()
@@ -162,15 +160,10 @@ pub fn run(args: NetscanArgs) -> anyhow::Result<ExitCode> {
         };
         let reader = decompress_if_gzipped(BufReader::with_capacity(256 * 1024, counting))
             .with_context(|| format!("reading {name}"))?;
-        // Decoding runs on a second thread while this one runs the detectors.
-        let summary = decode_flows_parallel(reader, &name, FlowFormat::Auto, |batch| {
-            for record in batch {
-                detectors.process(&mut state, &intel, record, &mut findings);
-            }
-        });
+        let summary = scan.scan(reader, &name, FlowFormat::Auto);
         decoding.absorb(summary);
     }
-    detectors.flush(&mut state, &mut findings);
+    let (findings, stats) = scan.finish();
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
@@ -185,7 +178,6 @@ pub fn run(args: NetscanArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let stats = state.stats();
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     match args.format {

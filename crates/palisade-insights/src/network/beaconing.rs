@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use super::finding::{DetectorKind, Endpoint};
 use super::intel::key_address;
-use super::state::{FastMap, FlowTally, WindowSet, new_map};
+use super::state::{FastMap, FlowTally, Recycle, WindowSet, new_map, pairs};
 use super::{
-    Emitter, FlowContext, NetworkConfigError, SuppressionKey, build_finding, config_error,
-    require_positive,
+    Emitter, FlowContext, NetworkConfigError, SuppressionKey, WindowClock, build_finding,
+    config_error, require_positive,
 };
 
 /// Beaconing detector settings.
@@ -96,18 +96,20 @@ impl BeaconingConfig {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Contacts {
     tally: FlowTally,
     /// (start time, source port) of the first connection, inline (most pairs see one).
     first_connection: (i64, u16),
     /// (start time, source port) of the following connections.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     more_connections: Vec<(i64, u16)>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct BeaconWindow {
     /// (internal source, external destination, port) → connections.
+    #[serde(with = "pairs")]
     contacts: FastMap<(u128, u128, u16), Contacts>,
 }
 
@@ -119,7 +121,13 @@ impl Default for BeaconWindow {
     }
 }
 
-#[derive(Debug)]
+impl Recycle for BeaconWindow {
+    fn clear_for_reuse(&mut self) {
+        self.contacts.clear();
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct BeaconingState {
     pub(crate) windows: WindowSet<BeaconWindow>,
 }
@@ -138,13 +146,15 @@ impl BeaconingState {
             .sum()
     }
 
+    #[inline]
     pub(crate) fn observe(
         &mut self,
         config: &BeaconingConfig,
-        flow: &FlowContext<'_>,
+        flow: &FlowContext,
         evidence: usize,
+        clock: WindowClock,
     ) -> (bool, i64) {
-        let record = flow.record;
+        let record = &flow.record;
         if !flow.src_internal
             || flow.dst_internal
             || flow.reply
@@ -152,15 +162,18 @@ impl BeaconingState {
         {
             return (false, i64::MAX);
         }
-        let Some((index, window, opened)) = self.windows.window_for(flow.start) else {
+        let Some((index, window, opened)) =
+            self.windows
+                .window_for(record.start, clock.watermark, clock.lateness, true)
+        else {
             return (false, i64::MAX);
         };
         let contacts = window
             .contacts
-            .entry((flow.src, flow.dst, record.dst_port))
+            .entry((record.src, record.dst, record.dst_port))
             .or_insert_with(|| Contacts {
                 tally: FlowTally::new(flow),
-                first_connection: (flow.start, record.src_port),
+                first_connection: (record.start, record.src_port),
                 more_connections: Vec::new(),
             });
         if contacts.tally.flows > 0
@@ -168,7 +181,7 @@ impl BeaconingState {
         {
             contacts
                 .more_connections
-                .push((flow.start, record.src_port));
+                .push((record.start, record.src_port));
         }
         contacts.tally.add(flow, false, evidence);
         (
@@ -188,16 +201,12 @@ impl BeaconingState {
         lateness: i64,
         emitter: &mut Emitter<'_>,
     ) {
-        while let Some((index, window)) = if watermark == i64::MAX {
-            self.windows.pop_oldest()
-        } else {
-            self.windows.pop_closable(watermark, lateness)
-        } {
+        while let Some((index, mut window)) = self.windows.pop_closable(watermark, lateness) {
             let bounds = (
                 self.windows.window_start(index),
                 self.windows.window_end(index),
             );
-            for ((source, destination, port), contacts) in window.contacts {
+            for ((source, destination, port), contacts) in window.contacts.drain() {
                 if (contacts.more_connections.len() as u64 + 1) < config.min_connections {
                     continue;
                 }
@@ -240,8 +249,10 @@ impl BeaconingState {
                         server: destination,
                         port: Some(port),
                     },
+                    (source, destination, u32::from(port)),
                 );
             }
+            self.windows.recycle(window);
         }
     }
 }

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::finding::{DetectorKind, Endpoint};
 use super::intel::key_address;
-use super::state::{FastMap, FlowTally, WindowSet, new_map};
+use super::state::{FastMap, FlowTally, Recycle, WindowSet, new_map, pairs};
 use super::{
-    Emitter, FlowContext, NetworkConfigError, SuppressionKey, build_finding, require_positive,
+    Emitter, FlowContext, NetworkConfigError, SuppressionKey, WindowClock, build_finding,
+    require_positive,
 };
 
 /// Brute-force detector settings.
@@ -84,15 +85,16 @@ impl PortBitmap {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Attempts {
     tally: FlowTally,
     accepted: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct BruteForceWindow {
     /// (source, target, port) → attempts.
+    #[serde(with = "pairs")]
     attempts: FastMap<(u128, u128, u16), Attempts>,
 }
 
@@ -104,7 +106,13 @@ impl Default for BruteForceWindow {
     }
 }
 
-#[derive(Debug)]
+impl Recycle for BruteForceWindow {
+    fn clear_for_reuse(&mut self) {
+        self.attempts.clear();
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct BruteForceState {
     pub(crate) windows: WindowSet<BruteForceWindow>,
     min_attempts: u64,
@@ -125,14 +133,16 @@ impl BruteForceState {
             .sum()
     }
 
+    #[inline]
     pub(crate) fn observe(
         &mut self,
         config: &BruteForceConfig,
         ports: &PortBitmap,
-        flow: &FlowContext<'_>,
+        flow: &FlowContext,
         evidence: usize,
+        clock: WindowClock,
     ) -> (bool, i64) {
-        let record = flow.record;
+        let record = &flow.record;
         if !ports.contains(record.dst_port)
             || flow.reply
             || record.packets > config.max_packets_per_attempt
@@ -140,12 +150,15 @@ impl BruteForceState {
         {
             return (false, i64::MAX);
         }
-        let Some((index, window, opened)) = self.windows.window_for(flow.start) else {
+        let Some((index, window, opened)) =
+            self.windows
+                .window_for(record.start, clock.watermark, clock.lateness, true)
+        else {
             return (false, i64::MAX);
         };
         let attempts = window
             .attempts
-            .entry((flow.src, flow.dst, record.dst_port))
+            .entry((record.src, record.dst, record.dst_port))
             .or_insert_with(|| Attempts {
                 tally: FlowTally::new(flow),
                 accepted: 0,
@@ -163,16 +176,12 @@ impl BruteForceState {
     }
 
     pub(crate) fn close(&mut self, watermark: i64, lateness: i64, emitter: &mut Emitter<'_>) {
-        while let Some((index, window)) = if watermark == i64::MAX {
-            self.windows.pop_oldest()
-        } else {
-            self.windows.pop_closable(watermark, lateness)
-        } {
+        while let Some((index, mut window)) = self.windows.pop_closable(watermark, lateness) {
             let bounds = (
                 self.windows.window_start(index),
                 self.windows.window_end(index),
             );
-            for ((source, target, port), attempts) in window.attempts {
+            for ((source, target, port), attempts) in window.attempts.drain() {
                 if attempts.tally.flows < self.min_attempts {
                     continue;
                 }
@@ -211,8 +220,10 @@ impl BruteForceState {
                         server: target,
                         port: Some(port),
                     },
+                    (source, target, u32::from(port)),
                 );
             }
+            self.windows.recycle(window);
         }
     }
 }

@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use super::finding::{DetectorKind, Endpoint};
 use super::intel::key_address;
-use super::state::{FastMap, FlowTally, WindowSet, new_map};
+use super::state::{FastMap, FlowTally, Recycle, WindowSet, new_map, pairs};
 use super::{
-    Emitter, FlowContext, NetworkConfigError, SuppressionKey, build_finding, config_error,
-    require_positive,
+    Emitter, FlowContext, NetworkConfigError, SuppressionKey, WindowClock, build_finding,
+    config_error, require_positive,
 };
 
 /// Exfiltration detector settings.
@@ -64,9 +64,10 @@ impl ExfiltrationConfig {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct UploadWindow {
     /// (internal source, external destination) → uploads.
+    #[serde(with = "pairs")]
     uploads: FastMap<(u128, u128), FlowTally>,
 }
 
@@ -76,16 +77,23 @@ impl Default for UploadWindow {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+impl Recycle for UploadWindow {
+    fn clear_for_reuse(&mut self) {
+        self.uploads.clear();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Baseline {
     active_windows: u64,
     total_bytes: u128,
     last_window_end: i64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ExfiltrationState {
     pub(crate) windows: WindowSet<UploadWindow>,
+    #[serde(with = "pairs")]
     baselines: FastMap<(u128, u128), Baseline>,
 }
 
@@ -108,16 +116,26 @@ impl ExfiltrationState {
         self.baselines.len()
     }
 
-    pub(crate) fn observe(&mut self, flow: &FlowContext<'_>, evidence: usize) -> (bool, i64) {
+    #[inline]
+    pub(crate) fn observe(
+        &mut self,
+        flow: &FlowContext,
+        evidence: usize,
+        clock: WindowClock,
+    ) -> (bool, i64) {
         if !flow.src_internal || flow.dst_internal || flow.reply {
             return (false, i64::MAX);
         }
-        let Some((index, window, opened)) = self.windows.window_for(flow.start) else {
+        let record = &flow.record;
+        let Some((index, window, opened)) =
+            self.windows
+                .window_for(record.start, clock.watermark, clock.lateness, true)
+        else {
             return (false, i64::MAX);
         };
         window
             .uploads
-            .entry((flow.src, flow.dst))
+            .entry((record.src, record.dst))
             .or_insert_with(|| FlowTally::new(flow))
             .add(flow, false, evidence);
         (
@@ -138,18 +156,22 @@ impl ExfiltrationState {
         emitter: &mut Emitter<'_>,
     ) {
         let retention = i64::try_from(config.baseline_retention_seconds).unwrap_or(i64::MAX);
-        while let Some((index, window)) = if watermark == i64::MAX {
-            self.windows.pop_oldest()
-        } else {
-            self.windows.pop_closable(watermark, lateness)
-        } {
+        while let Some((index, mut window)) = self.windows.pop_closable(watermark, lateness) {
             let bounds = (
                 self.windows.window_start(index),
                 self.windows.window_end(index),
             );
-            for ((source, destination), tally) in window.uploads {
+            // A baseline whose pair was last active before the horizon has expired, whether or
+            // not it was dropped yet (dropping is only housekeeping, and a shard that saw no
+            // upload in an earlier window dropped nothing then).
+            let horizon = bounds.1.saturating_sub(retention);
+            for ((source, destination), tally) in window.uploads.drain() {
                 let bytes = tally.client_bytes;
-                let existing = self.baselines.get(&(source, destination)).copied();
+                let existing = self
+                    .baselines
+                    .get(&(source, destination))
+                    .copied()
+                    .filter(|baseline| baseline.last_window_end >= horizon);
                 let mean_bytes = existing.map_or(0, |baseline| {
                     let mean = baseline.total_bytes / u128::from(baseline.active_windows.max(1));
                     u64::try_from(mean).unwrap_or(u64::MAX)
@@ -160,17 +182,15 @@ impl ExfiltrationState {
                 // small pair would make the baseline map as large as the set of peers.
                 let matters = bytes as f64 >= config.min_bytes as f64 / config.baseline_multiplier;
                 if existing.is_some() || matters {
-                    let baseline =
-                        self.baselines
-                            .entry((source, destination))
-                            .or_insert(Baseline {
-                                active_windows: 0,
-                                total_bytes: 0,
-                                last_window_end: bounds.1,
-                            });
+                    let mut baseline = existing.unwrap_or(Baseline {
+                        active_windows: 0,
+                        total_bytes: 0,
+                        last_window_end: bounds.1,
+                    });
                     baseline.active_windows += 1;
                     baseline.total_bytes += u128::from(bytes);
                     baseline.last_window_end = bounds.1;
+                    self.baselines.insert((source, destination), baseline);
                 }
                 if bytes < config.min_bytes || !far_above {
                     continue;
@@ -198,8 +218,7 @@ impl ExfiltrationState {
                     &tally,
                     bounds,
                 );
-                let mut ports: Vec<u16> =
-                    tally.evidence().iter().map(|flow| flow.dst_port).collect();
+                let mut ports: Vec<u16> = tally.evidence_ports().collect();
                 ports.sort_unstable();
                 ports.dedup();
                 finding.dst_ports = ports;
@@ -211,9 +230,10 @@ impl ExfiltrationState {
                         server: destination,
                         port: None,
                     },
+                    (source, destination, 0),
                 );
             }
-            let horizon = bounds.1.saturating_sub(retention);
+            self.windows.recycle(window);
             self.baselines
                 .retain(|_, baseline| baseline.last_window_end >= horizon);
         }

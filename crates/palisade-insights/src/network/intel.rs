@@ -36,7 +36,7 @@
 
 use std::fmt;
 use std::io::BufRead;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use ipnet::IpNet;
@@ -463,23 +463,7 @@ fn stix_address_values(pattern: &str) -> Vec<&str> {
     values
 }
 
-/// Canonical 128-bit key of an address: IPv4 addresses are mapped into `::ffff:0:0/96`, so both
-/// families share one key space.
-pub(crate) fn address_key(address: IpAddr) -> u128 {
-    match address {
-        IpAddr::V4(v4) => 0xffff_0000_0000u128 | u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    }
-}
-
-/// The inverse of [`address_key`].
-pub(crate) fn key_address(key: u128) -> IpAddr {
-    let v6 = Ipv6Addr::from(key);
-    match v6.to_ipv4_mapped() {
-        Some(v4) => IpAddr::V4(v4),
-        None => IpAddr::V6(v6),
-    }
-}
+pub(crate) use palisade_model::flow::{address_key, key_address};
 
 #[derive(Debug, Clone)]
 struct IndexEntry {
@@ -606,23 +590,26 @@ impl ThreatIntel {
 
     /// Returns the index of the covering entry (cheap; no allocation).
     pub(crate) fn lookup_index(&self, address: IpAddr) -> Option<u32> {
+        self.lookup_key(address_key(address))
+    }
+
+    /// As [`ThreatIntel::lookup_index`], for an address key (`palisade_model::flow::address_key`).
+    #[inline]
+    pub(crate) fn lookup_key(&self, key: u128) -> Option<u32> {
         if self.entries.is_empty() {
             return None;
         }
-        match address {
-            IpAddr::V4(v4) => self.lookup_v4(u32::from(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => self.lookup_v4(u32::from(v4)),
-                None => {
-                    let key = u128::from(v6);
-                    let after = self.v6_starts.partition_point(|start| *start <= key);
-                    let candidate = after.checked_sub(1)?;
-                    (self.v6_ends[candidate] >= key).then(|| self.v6_entries[candidate])
-                }
-            },
+        if key >> 32 == 0xffff {
+            // The low 32 bits are the IPv4 address.
+            self.lookup_v4(key as u32)
+        } else {
+            let after = self.v6_starts.partition_point(|start| *start <= key);
+            let candidate = after.checked_sub(1)?;
+            (self.v6_ends[candidate] >= key).then(|| self.v6_entries[candidate])
         }
     }
 
+    #[inline]
     fn lookup_v4(&self, address: u32) -> Option<u32> {
         if self.v4_starts.is_empty() {
             return None;

@@ -22,10 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use super::finding::{DetectorKind, Endpoint, MAX_LISTED};
 use super::intel::{IntelMatch, ThreatIntel, key_address};
-use super::state::{DistinctSet, FastMap, FlowTally, WindowSet, new_map};
+use super::state::{DistinctSet, FastMap, FlowTally, Recycle, WindowSet, new_map, pairs};
 use super::{
-    Emitter, FlowContext, NetworkConfigError, SuppressionKey, build_finding, config_error,
-    require_positive,
+    Emitter, FlowContext, NetworkConfigError, Shard, SuppressionKey, WindowClock, build_finding,
+    config_error, require_positive,
 };
 
 /// Threat-intelligence traffic detector settings.
@@ -75,7 +75,7 @@ impl ThreatIntelConfig {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct IntelPair {
     matched: IntelMatch,
     tally: FlowTally,
@@ -86,8 +86,9 @@ struct IntelPair {
 /// Key: (our address, listed address, outbound?).
 type IntelKey = (u128, u128, bool);
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct IntelWindow {
+    #[serde(with = "pairs")]
     pairs: FastMap<IntelKey, IntelPair>,
 }
 
@@ -97,7 +98,13 @@ impl Default for IntelWindow {
     }
 }
 
-#[derive(Debug)]
+impl Recycle for IntelWindow {
+    fn clear_for_reuse(&mut self) {
+        self.pairs.clear();
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct IntelTrafficState {
     pub(crate) windows: WindowSet<IntelWindow>,
 }
@@ -116,34 +123,35 @@ impl IntelTrafficState {
             .sum()
     }
 
-    /// Returns (counted?, end of a window this flow opened or `i64::MAX`).
+    /// Returns (counted?, end of a window this flow opened or `i64::MAX`). The pair belongs to
+    /// the shard of our address.
     pub(crate) fn observe(
         &mut self,
-        config: &ThreatIntelConfig,
         intel: &ThreatIntel,
-        flow: &FlowContext<'_>,
+        flow: &FlowContext,
         evidence: usize,
+        clock: WindowClock,
+        shard: Shard,
     ) -> (bool, i64) {
-        let record = flow.record;
-        let listed = |address| {
-            intel
-                .lookup_index(address)
-                .filter(|index| intel.confidence_at(*index) >= config.min_confidence)
-        };
-        let src_listed = listed(record.src_addr);
-        let dst_listed = listed(record.dst_addr);
+        let record = &flow.record;
         // Orient the flow as client → server (a reply runs server → client).
         let (client, server, client_listed, server_listed) = if flow.reply {
-            (flow.dst, flow.src, dst_listed, src_listed)
+            (record.dst, record.src, flow.dst_intel, flow.src_intel)
         } else {
-            (flow.src, flow.dst, src_listed, dst_listed)
+            (record.src, record.dst, flow.src_intel, flow.dst_intel)
         };
         let (key, entry) = match (client_listed, server_listed) {
             (None, Some(entry)) => ((client, server, true), entry),
             (Some(entry), None) => ((server, client, false), entry),
             _ => return (false, i64::MAX),
         };
-        let Some((index, window, opened)) = self.windows.window_for(flow.start) else {
+        if !shard.owns(key.0) {
+            return (false, i64::MAX);
+        }
+        let Some((index, window, opened)) =
+            self.windows
+                .window_for(record.start, clock.watermark, clock.lateness, true)
+        else {
             return (false, i64::MAX);
         };
         let pair = window.pairs.entry(key).or_insert_with(|| IntelPair {
@@ -177,18 +185,15 @@ impl IntelTrafficState {
         lateness: i64,
         emitter: &mut Emitter<'_>,
     ) {
-        while let Some((index, window)) = if watermark == i64::MAX {
-            self.windows.pop_oldest()
-        } else {
-            self.windows.pop_closable(watermark, lateness)
-        } {
+        while let Some((index, mut window)) = self.windows.pop_closable(watermark, lateness) {
             let bounds = (
                 self.windows.window_start(index),
                 self.windows.window_end(index),
             );
-            for ((ours, theirs, outbound), pair) in window.pairs {
+            for ((ours, theirs, outbound), pair) in window.pairs.drain() {
                 report(config, ours, theirs, outbound, pair, bounds, emitter);
             }
+            self.windows.recycle(window);
         }
     }
 }
@@ -283,6 +288,7 @@ fn report(
             server: theirs,
             port: single_port,
         },
+        (ours, theirs, u32::from(outbound)),
     );
 }
 

@@ -17,9 +17,12 @@ use serde::{Deserialize, Serialize};
 
 use super::finding::{DetectorKind, Endpoint, MAX_LISTED};
 use super::intel::key_address;
-use super::state::{DistinctSet, FastMap, FastSet, FlowTally, WindowSet, addresses, new_map};
+use super::state::{
+    DistinctSet, FastMap, FlowTally, Recycle, WindowSet, addresses, new_map, pairs,
+};
 use super::{
-    Emitter, FlowContext, NetworkConfigError, SuppressionKey, build_finding, require_positive,
+    Emitter, FlowContext, NetworkConfigError, SuppressionKey, WindowClock, build_finding,
+    require_positive,
 };
 
 /// Port-scan detector settings.
@@ -82,14 +85,14 @@ impl PortScanConfig {
     }
 }
 
-#[derive(Debug)]
-struct Probes<T> {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Probes<T: Copy + Eq + std::hash::Hash + Ord> {
     tally: FlowTally,
     accepted: u64,
     values: DistinctSet<T>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct DistributedProbes {
     tally: FlowTally,
     accepted: u64,
@@ -97,13 +100,16 @@ struct DistributedProbes {
     ports: DistinctSet<u16>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ScanWindow {
-    /// (source, target) → ports.
+    /// (source, target) → ports. Sharded by target.
+    #[serde(with = "pairs")]
     vertical: FastMap<(u128, u128), Probes<u16>>,
-    /// (source, port, protocol) → targets.
+    /// (source, port, protocol) → targets. Sharded by source.
+    #[serde(with = "pairs")]
     horizontal: FastMap<(u128, u16, u8), Probes<u128>>,
-    /// target → sources and ports.
+    /// target → sources and ports. Sharded by target.
+    #[serde(with = "pairs")]
     distributed: FastMap<u128, DistributedProbes>,
 }
 
@@ -117,7 +123,15 @@ impl Default for ScanWindow {
     }
 }
 
-#[derive(Debug)]
+impl Recycle for ScanWindow {
+    fn clear_for_reuse(&mut self) {
+        self.vertical.clear();
+        self.horizontal.clear();
+        self.distributed.clear();
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PortScanState {
     pub(crate) windows: WindowSet<ScanWindow>,
 }
@@ -138,59 +152,73 @@ impl PortScanState {
             .sum()
     }
 
+    /// Counts a probe-like flow: the horizontal key when this shard owns the source, the
+    /// vertical and distributed keys when it owns the target (the flow is counted there).
+    #[inline]
     pub(crate) fn observe(
         &mut self,
         config: &PortScanConfig,
-        flow: &FlowContext<'_>,
+        flow: &FlowContext,
         evidence: usize,
+        clock: WindowClock,
+        owns_source: bool,
+        owns_target: bool,
     ) -> (bool, i64) {
-        let record = flow.record;
+        let record = &flow.record;
         let rejected = record.action == FlowAction::Reject;
         if flow.reply || !(rejected || record.packets <= config.probe_max_packets) {
             return (false, i64::MAX);
         }
-        let Some((index, window, opened)) = self.windows.window_for(flow.start) else {
+        let Some((index, window, opened)) =
+            self.windows
+                .window_for(record.start, clock.watermark, clock.lateness, owns_target)
+        else {
             return (false, i64::MAX);
         };
         let cap = config.max_tracked_values;
         let accepted = u64::from(record.action == FlowAction::Accept);
-        let vertical = window
-            .vertical
-            .entry((flow.src, flow.dst))
-            .or_insert_with(|| Probes {
-                tally: FlowTally::new(flow),
-                accepted: 0,
-                values: DistinctSet::new(),
-            });
-        vertical.tally.add(flow, false, evidence);
-        vertical.accepted += accepted;
-        vertical.values.insert(record.dst_port, cap);
-        let horizontal = window
-            .horizontal
-            .entry((flow.src, record.dst_port, record.protocol))
-            .or_insert_with(|| Probes {
-                tally: FlowTally::new(flow),
-                accepted: 0,
-                values: DistinctSet::new(),
-            });
-        horizontal.tally.add(flow, false, evidence);
-        horizontal.accepted += accepted;
-        horizontal.values.insert(flow.dst, cap);
-        let distributed = window
-            .distributed
-            .entry(flow.dst)
-            .or_insert_with(|| DistributedProbes {
-                tally: FlowTally::new(flow),
-                accepted: 0,
-                sources: DistinctSet::new(),
-                ports: DistinctSet::new(),
-            });
-        distributed.tally.add(flow, false, evidence);
-        distributed.accepted += accepted;
-        distributed.sources.insert(flow.src, cap);
-        distributed.ports.insert(record.dst_port, cap);
+        if owns_source {
+            let horizontal = window
+                .horizontal
+                .entry((record.src, record.dst_port, record.protocol))
+                .or_insert_with(|| Probes {
+                    tally: FlowTally::new(flow),
+                    accepted: 0,
+                    values: DistinctSet::new(),
+                });
+            horizontal.tally.add(flow, false, evidence);
+            horizontal.accepted += accepted;
+            horizontal.values.insert(record.dst, cap);
+        }
+        if owns_target {
+            let vertical = window
+                .vertical
+                .entry((record.src, record.dst))
+                .or_insert_with(|| Probes {
+                    tally: FlowTally::new(flow),
+                    accepted: 0,
+                    values: DistinctSet::new(),
+                });
+            vertical.tally.add(flow, false, evidence);
+            vertical.accepted += accepted;
+            vertical.values.insert(record.dst_port, cap);
+            let distributed =
+                window
+                    .distributed
+                    .entry(record.dst)
+                    .or_insert_with(|| DistributedProbes {
+                        tally: FlowTally::new(flow),
+                        accepted: 0,
+                        sources: DistinctSet::new(),
+                        ports: DistinctSet::new(),
+                    });
+            distributed.tally.add(flow, false, evidence);
+            distributed.accepted += accepted;
+            distributed.sources.insert(record.src, cap);
+            distributed.ports.insert(record.dst_port, cap);
+        }
         (
-            true,
+            owns_target,
             if opened {
                 self.windows.window_end(index)
             } else {
@@ -206,16 +234,13 @@ impl PortScanState {
         lateness: i64,
         emitter: &mut Emitter<'_>,
     ) {
-        while let Some((index, window)) = if watermark == i64::MAX {
-            self.windows.pop_oldest()
-        } else {
-            self.windows.pop_closable(watermark, lateness)
-        } {
+        while let Some((index, mut window)) = self.windows.pop_closable(watermark, lateness) {
             let bounds = (
                 self.windows.window_start(index),
                 self.windows.window_end(index),
             );
-            close_window(config, window, bounds, emitter);
+            close_window(config, &mut window, bounds, emitter);
+            self.windows.recycle(window);
         }
     }
 }
@@ -226,18 +251,17 @@ fn severity(accepted: u64, base: Severity, answered: Severity) -> Severity {
 
 fn close_window(
     config: &PortScanConfig,
-    mut window: ScanWindow,
+    window: &mut ScanWindow,
     bounds: (i64, i64),
     emitter: &mut Emitter<'_>,
 ) {
-    let mut vertical_scanners: FastSet<(u128, u128)> =
-        FastSet::with_hasher(foldhash::fast::FixedState::with_seed(3));
-    for ((source, target), probes) in window.vertical {
+    let mut vertical_scanners: Vec<(u128, u128)> = Vec::new();
+    for ((source, target), probes) in window.vertical.drain() {
         let ports = probes.values.len() as u64;
         if ports < config.vertical_min_ports {
             continue;
         }
-        vertical_scanners.insert((source, target));
+        vertical_scanners.push((source, target));
         let (source_address, target_address) = (key_address(source), key_address(target));
         let summary = format!(
             "{source_address} probed {ports} ports of {target_address} in {} flows ({} rejected)",
@@ -269,9 +293,10 @@ fn close_window(
                 server: target,
                 port: None,
             },
+            (source, target, 0),
         );
     }
-    for ((source, port, _protocol), probes) in window.horizontal {
+    for ((source, port, protocol), probes) in window.horizontal.drain() {
         let targets = probes.values.len() as u64;
         if targets < config.horizontal_min_targets {
             continue;
@@ -311,6 +336,7 @@ fn close_window(
                 server: 0,
                 port: Some(port),
             },
+            (source, 0, u32::from(port) << 8 | u32::from(protocol)),
         );
     }
     for (source, target) in &vertical_scanners {
@@ -361,6 +387,7 @@ fn close_window(
                 server: target,
                 port: None,
             },
+            (target, 0, 1),
         );
     }
 }

@@ -2,36 +2,74 @@
 //! sets, evidence buffers, the internal/external address classifier, and the suppression of
 //! repeated findings.
 
-use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
 use foldhash::fast::FixedState;
 use ipnet::IpNet;
+use palisade_model::flow::{CompactFlow, FlowAction, address_key, key_address};
+use serde::{Deserialize, Serialize};
 
 use super::FlowContext;
 use super::finding::{EvidenceFlow, NetworkFinding};
-use super::intel::address_key;
 
 /// Hash maps of detector state. foldhash with a fixed seed: several times faster than SipHash on
 /// small keys (addresses, ports), and deterministic so runs over the same input are reproducible.
 /// Keys come from flow logs the operator collects, not from a remote party choosing them freely,
 /// so HashDoS resistance is not worth SipHash's cost on the hot path.
-pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, FixedState>;
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, MapHasher>;
 /// Hash sets, as [`FastMap`].
-pub(crate) type FastSet<T> = std::collections::HashSet<T, FixedState>;
+pub(crate) type FastSet<T> = std::collections::HashSet<T, MapHasher>;
 
 pub(crate) fn new_map<K, V>() -> FastMap<K, V> {
-    FastMap::with_hasher(FixedState::with_seed(0x5ca1ab1e))
+    FastMap::with_hasher(MapHasher)
+}
+
+const MAP_SEED: u64 = 0x5ca1ab1e;
+
+/// The hasher of [`FastMap`]s, as a type that `Default` builds (for deserialising maps).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MapHasher;
+
+impl BuildHasher for MapHasher {
+    type Hasher = <FixedState as BuildHasher>::Hasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        FixedState::with_seed(MAP_SEED).build_hasher()
+    }
+}
+
+impl Default for MapHasher {
+    fn default() -> Self {
+        Self
+    }
 }
 
 /// A set of distinct values that stops growing at `cap` (it then only counts that it is full),
 /// so one key's state stays bounded whatever the input. Small sets stay in a vector, which is
 /// faster than hashing for the one-or-two-values case that dominates.
-#[derive(Debug, Clone)]
-pub(crate) enum DistinctSet<T> {
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum DistinctSet<T: Copy + Eq + Hash + Ord> {
     Small(Vec<T>),
     Large(FastSet<T>),
+}
+
+/// Written as the plain list of values (sorted, so a state always serialises the same way).
+impl<T: Copy + Eq + Hash + Ord + Serialize> Serialize for DistinctSet<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.sorted(usize::MAX).serialize(serializer)
+    }
+}
+
+impl<'de, T: Copy + Eq + Hash + Ord + Deserialize<'de>> Deserialize<'de> for DistinctSet<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let values: Vec<T> = Vec::deserialize(deserializer)?;
+        let mut set = Self::new();
+        for value in values {
+            set.insert(value, usize::MAX);
+        }
+        Ok(set)
+    }
 }
 
 const SMALL_SET_LIMIT: usize = 16;
@@ -51,10 +89,7 @@ impl<T: Copy + Eq + Hash + Ord> DistinctSet<T> {
                 if values.len() < SMALL_SET_LIMIT {
                     values.push(value);
                 } else {
-                    let mut set = FastSet::with_capacity_and_hasher(
-                        SMALL_SET_LIMIT * 2,
-                        FixedState::with_seed(7),
-                    );
+                    let mut set = FastSet::with_capacity_and_hasher(SMALL_SET_LIMIT * 2, MapHasher);
                     set.extend(values.iter().copied());
                     set.insert(value);
                     *self = Self::Large(set);
@@ -97,8 +132,8 @@ impl<T: Copy + Eq + Hash + Ord> DistinctSet<T> {
 }
 
 /// Counters every detector keeps per key: flows, rejections, volumes, first and last time, and
-/// the first evidence flows.
-#[derive(Debug, Clone)]
+/// the first evidence flows (kept compact, turned into [`EvidenceFlow`]s only for a finding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct FlowTally {
     pub(crate) flows: u64,
     pub(crate) rejected: u64,
@@ -111,13 +146,14 @@ pub(crate) struct FlowTally {
     pub(crate) protocol: u8,
     /// The first evidence flow, kept inline: most keys only ever see one flow, and an
     /// allocation per key would cost more than the rest of the counting.
-    first_evidence: Option<EvidenceFlow>,
+    first_evidence: Option<CompactFlow>,
     /// The following evidence flows, allocated from the second flow on.
-    more_evidence: Vec<EvidenceFlow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    more_evidence: Vec<CompactFlow>,
 }
 
 impl FlowTally {
-    pub(crate) fn new(flow: &FlowContext<'_>) -> Self {
+    pub(crate) fn new(flow: &FlowContext) -> Self {
         Self {
             flows: 0,
             rejected: 0,
@@ -125,8 +161,8 @@ impl FlowTally {
             server_bytes: 0,
             client_packets: 0,
             server_packets: 0,
-            first_seen: flow.start,
-            last_seen: flow.end,
+            first_seen: flow.record.start,
+            last_seen: flow.record.end,
             protocol: flow.record.protocol,
             first_evidence: None,
             more_evidence: Vec::new(),
@@ -134,40 +170,36 @@ impl FlowTally {
     }
 
     /// Counts `record`; `reply` says it flows server → client.
-    pub(crate) fn add(&mut self, flow: &FlowContext<'_>, reply: bool, evidence_limit: usize) {
-        let record = flow.record;
+    #[inline]
+    pub(crate) fn add(&mut self, flow: &FlowContext, reply: bool, evidence_limit: usize) {
+        let record = &flow.record;
         self.flows += 1;
-        if record.action == palisade_model::flow::FlowAction::Reject {
+        if record.action == FlowAction::Reject {
             self.rejected += 1;
         }
-        let (forward_bytes, forward_packets) = (record.bytes, record.packets);
-        let (backward_bytes, backward_packets) = (
-            record.reverse_bytes.unwrap_or(0),
-            record.reverse_packets.unwrap_or(0),
-        );
         if reply {
-            self.server_bytes += forward_bytes;
-            self.server_packets += forward_packets;
-            self.client_bytes += backward_bytes;
-            self.client_packets += backward_packets;
+            self.server_bytes += record.bytes;
+            self.server_packets += record.packets;
+            self.client_bytes += record.reverse_bytes;
+            self.client_packets += record.reverse_packets;
         } else {
-            self.client_bytes += forward_bytes;
-            self.client_packets += forward_packets;
-            self.server_bytes += backward_bytes;
-            self.server_packets += backward_packets;
+            self.client_bytes += record.bytes;
+            self.client_packets += record.packets;
+            self.server_bytes += record.reverse_bytes;
+            self.server_packets += record.reverse_packets;
         }
-        self.first_seen = self.first_seen.min(flow.start);
-        self.last_seen = self.last_seen.max(flow.end);
+        self.first_seen = self.first_seen.min(record.start);
+        self.last_seen = self.last_seen.max(record.end);
         if evidence_limit == 0 {
             return;
         }
         if self.first_evidence.is_none() {
-            self.first_evidence = Some(EvidenceFlow::from(record));
+            self.first_evidence = Some(*record);
         } else if self.more_evidence.len() + 1 < evidence_limit {
             if self.more_evidence.is_empty() {
                 self.more_evidence.reserve_exact(evidence_limit - 1);
             }
-            self.more_evidence.push(EvidenceFlow::from(record));
+            self.more_evidence.push(*record);
         }
     }
 
@@ -176,73 +208,147 @@ impl FlowTally {
         self.first_evidence
             .iter()
             .chain(self.more_evidence.iter())
-            .copied()
+            .map(evidence_flow)
             .collect()
     }
+
+    /// Destination ports of the evidence flows.
+    pub(crate) fn evidence_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.first_evidence
+            .iter()
+            .chain(self.more_evidence.iter())
+            .map(|flow| flow.dst_port)
+    }
+}
+
+fn evidence_flow(flow: &CompactFlow) -> EvidenceFlow {
+    let time =
+        |seconds: i64| DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    EvidenceFlow {
+        start: time(flow.start),
+        end: time(flow.end),
+        src_addr: key_address(flow.src),
+        dst_addr: key_address(flow.dst),
+        src_port: flow.src_port,
+        dst_port: flow.dst_port,
+        protocol: flow.protocol,
+        packets: flow.packets,
+        bytes: flow.bytes,
+        action: flow.action,
+        direction: flow.direction,
+    }
+}
+
+/// What a detector's per-window state does when its window closes and is kept for reuse: it
+/// empties its maps but keeps their capacity, so the next window does not grow them again.
+pub(crate) trait Recycle {
+    fn clear_for_reuse(&mut self);
 }
 
 /// Tumbling windows of one detector, keyed by window index (`start / window_seconds`).
 ///
 /// A record lands in the window of its start time. A window closes once the newest flow time seen
-/// (the watermark) has passed its end by the allowed lateness; flows for a window that already
-/// closed are counted as late and dropped, so state never reopens.
-#[derive(Debug)]
+/// (the watermark) has passed its end by the allowed lateness. A flow whose window could already
+/// close at the watermark before it (or that a flush closed) is late: counted and dropped, so
+/// state never reopens. Lateness depends only on the watermark, never on which windows happen to
+/// be open, which is what lets several shards of one stream agree on it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "S: Serialize",
+    deserialize = "S: Deserialize<'de> + Default"
+))]
 pub(crate) struct WindowSet<S> {
     pub(crate) window_seconds: i64,
-    open: BTreeMap<i64, S>,
-    /// Windows with an index below this have been closed.
+    /// Open windows by ascending index: one or two at a time, so a vector searched from its
+    /// end beats a tree.
+    open: Vec<(i64, S)>,
+    /// Windows with an index below this were closed by a flush.
     closed_before: i64,
     pub(crate) late_flows: u64,
+    /// A closed window's emptied state, kept for the next window to open.
+    #[serde(skip)]
+    spare: Option<S>,
 }
 
-impl<S: Default> WindowSet<S> {
+impl<S: Default + Recycle> WindowSet<S> {
     pub(crate) fn new(window_seconds: u64) -> Self {
         Self {
             window_seconds: i64::try_from(window_seconds.max(1)).unwrap_or(i64::MAX),
-            open: BTreeMap::new(),
+            open: Vec::new(),
             closed_before: i64::MIN,
             late_flows: 0,
+            spare: None,
         }
     }
 
     /// Returns the state of the window holding `start_seconds`, opening it if needed, or `None`
-    /// (and counts a late flow) when that window has closed. The `bool` is `true` when the
+    /// when that window is closed (at `watermark`, the newest start seen before this flow, with
+    /// `lateness`); `count_late` says whether this call counts such a flow as late (a flow
+    /// visits some detectors twice, for keys of two shards). The `bool` is `true` when the
     /// window was just opened.
-    pub(crate) fn window_for(&mut self, start_seconds: i64) -> Option<(i64, &mut S, bool)> {
+    #[inline]
+    pub(crate) fn window_for(
+        &mut self,
+        start_seconds: i64,
+        watermark: i64,
+        lateness: i64,
+        count_late: bool,
+    ) -> Option<(i64, &mut S, bool)> {
         let index = start_seconds.div_euclid(self.window_seconds);
-        if index < self.closed_before {
-            self.late_flows += 1;
+        if index < self.closed_before
+            || self.window_end(index).saturating_add(lateness) <= watermark
+        {
+            if count_late {
+                self.late_flows += 1;
+            }
             return None;
         }
-        let mut opened = false;
-        let state = self.open.entry(index).or_insert_with(|| {
-            opened = true;
-            S::default()
-        });
-        Some((index, state, opened))
+        // Flows come roughly in time order: the window is most likely the newest.
+        let mut position = self.open.len();
+        while position > 0 && self.open[position - 1].0 > index {
+            position -= 1;
+        }
+        let opened = !(position > 0 && self.open[position - 1].0 == index);
+        if opened {
+            let state = self.spare.take().unwrap_or_default();
+            self.open.insert(position, (index, state));
+            position += 1;
+        }
+        Some((index, &mut self.open[position - 1].1, opened))
     }
 
-    /// Removes and returns the oldest window if it may close at `watermark`.
+    /// Removes and returns the oldest window if it may close at `watermark` (every window when
+    /// `watermark` is `i64::MAX`, the end of input).
     pub(crate) fn pop_closable(&mut self, watermark: i64, lateness: i64) -> Option<(i64, S)> {
-        let (&index, _) = self.open.first_key_value()?;
-        if self.window_end(index).saturating_add(lateness) > watermark {
+        let index = self.open.first()?.0;
+        if watermark != i64::MAX && self.window_end(index).saturating_add(lateness) > watermark {
             return None;
         }
-        self.pop_oldest()
+        Some(self.open.remove(0))
     }
 
-    /// Removes and returns the oldest window whatever the time (end of input).
-    pub(crate) fn pop_oldest(&mut self) -> Option<(i64, S)> {
-        let (index, state) = self.open.pop_first()?;
-        self.closed_before = self.closed_before.max(index + 1);
-        Some((index, state))
+    /// Marks every window up to the one holding `watermark` closed (a flush: no later flow may
+    /// reopen them). Every open window lies there, since flows open windows at their start.
+    pub(crate) fn close_through(&mut self, watermark: i64) {
+        if watermark != i64::MIN {
+            let index = watermark.div_euclid(self.window_seconds);
+            self.closed_before = self.closed_before.max(index.saturating_add(1));
+        }
+    }
+
+    /// Takes back a closed window's state, emptied, for the next window to reuse.
+    pub(crate) fn recycle(&mut self, mut state: S) {
+        if self.spare.is_none() {
+            state.clear_for_reuse();
+            self.spare = Some(state);
+        }
     }
 
     /// When the oldest open window may close, if any is open.
     pub(crate) fn next_close_at(&self, lateness: i64) -> Option<i64> {
         self.open
-            .first_key_value()
-            .map(|(&index, _)| self.window_end(index).saturating_add(lateness))
+            .first()
+            .map(|(index, _)| self.window_end(*index).saturating_add(lateness))
     }
 
     pub(crate) fn window_start(&self, index: i64) -> i64 {
@@ -254,19 +360,87 @@ impl<S: Default> WindowSet<S> {
     }
 
     pub(crate) fn open_windows(&self) -> impl Iterator<Item = &S> {
-        self.open.values()
+        self.open.iter().map(|(_, state)| state)
+    }
+}
+
+/// Serialises a map as a sequence of `[key, value]` pairs (JSON object keys must be strings;
+/// detector keys are tuples of numbers).
+pub(crate) mod pairs {
+    use std::hash::{BuildHasher, Hash};
+
+    use serde::de::{Deserialize, Deserializer};
+    use serde::ser::{Serialize, SerializeSeq, Serializer};
+
+    /// A map that can be written and read as pairs.
+    pub(crate) trait PairMap<K, V>: Default {
+        fn pairs(&self) -> Vec<(&K, &V)>;
+        fn put(&mut self, key: K, value: V);
+    }
+
+    impl<K: Eq + Hash + Ord, V, H: BuildHasher + Default> PairMap<K, V>
+        for std::collections::HashMap<K, V, H>
+    {
+        fn pairs(&self) -> Vec<(&K, &V)> {
+            // Sorted, so the same state always serialises to the same bytes.
+            let mut pairs: Vec<(&K, &V)> = self.iter().collect();
+            pairs.sort_unstable_by(|left, right| left.0.cmp(right.0));
+            pairs
+        }
+        fn put(&mut self, key: K, value: V) {
+            self.insert(key, value);
+        }
+    }
+
+    pub(crate) fn serialize<M, K, V, S>(map: &M, serializer: S) -> Result<S::Ok, S::Error>
+    where
+        M: PairMap<K, V>,
+        K: Serialize,
+        V: Serialize,
+        S: Serializer,
+    {
+        let pairs = map.pairs();
+        let mut sequence = serializer.serialize_seq(Some(pairs.len()))?;
+        for pair in pairs {
+            sequence.serialize_element(&pair)?;
+        }
+        sequence.end()
+    }
+
+    pub(crate) fn deserialize<'de, M, K, V, D>(deserializer: D) -> Result<M, D::Error>
+    where
+        M: PairMap<K, V>,
+        K: Deserialize<'de>,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        let pairs: Vec<(K, V)> = Vec::deserialize(deserializer)?;
+        let mut map = M::default();
+        for (key, value) in pairs {
+            map.put(key, value);
+        }
+        Ok(map)
     }
 }
 
 /// Says whether an address belongs to the monitored (internal) networks.
+///
+/// Every flow asks twice, so IPv4 addresses first look at a table by their first octet, which
+/// answers alone unless a network boundary falls inside that octet's /8.
 #[derive(Debug, Clone)]
 pub(crate) struct AddressClassifier {
     ranges: Vec<(u128, u128)>,
+    /// Per first octet of an IPv4 address: `OUTSIDE`, `INSIDE` or `MIXED` (look at the ranges).
+    by_first_octet: [u8; 256],
 }
+
+const OUTSIDE: u8 = 0;
+const INSIDE: u8 = 1;
+const MIXED: u8 = 2;
 
 impl AddressClassifier {
     pub(crate) fn new(networks: &[IpNet]) -> Self {
-        let ranges = networks
+        let ranges: Vec<(u128, u128)> = networks
             .iter()
             .map(|network| {
                 (
@@ -275,10 +449,37 @@ impl AddressClassifier {
                 )
             })
             .collect();
-        Self { ranges }
+        let mut by_first_octet = [OUTSIDE; 256];
+        for (octet, class) in by_first_octet.iter_mut().enumerate() {
+            let low = address_key(IpAddr::V4(std::net::Ipv4Addr::new(octet as u8, 0, 0, 0)));
+            let high = low | 0x00ff_ffff;
+            if ranges
+                .iter()
+                .any(|(start, end)| *start <= low && high <= *end)
+            {
+                *class = INSIDE;
+            } else if ranges
+                .iter()
+                .any(|(start, end)| *start <= high && low <= *end)
+            {
+                *class = MIXED;
+            }
+        }
+        Self {
+            ranges,
+            by_first_octet,
+        }
     }
 
+    #[inline]
     pub(crate) fn is_internal(&self, key: u128) -> bool {
+        if key >> 32 == 0xffff {
+            match self.by_first_octet[((key >> 24) & 0xff) as usize] {
+                OUTSIDE => return false,
+                INSIDE => return true,
+                _ => {}
+            }
+        }
         self.ranges
             .iter()
             .any(|(start, end)| (*start..=*end).contains(&key))
@@ -304,8 +505,9 @@ pub(crate) struct SuppressionKey {
 /// Remembers which (finding type, client, server, port) were reported, so an attack that goes on
 /// over several windows is reported once: a repeat within `suppression_seconds` of the previous
 /// detection (reported or not) is counted as suppressed instead.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Suppression {
+    #[serde(with = "pairs")]
     last_detected: FastMap<u64, i64>,
 }
 
@@ -350,9 +552,7 @@ impl Suppression {
 
 /// Converts key-space addresses back for findings.
 pub(crate) fn addresses(keys: &[u128]) -> Vec<IpAddr> {
-    keys.iter()
-        .map(|key| super::intel::key_address(*key))
-        .collect()
+    keys.iter().map(|key| key_address(*key)).collect()
 }
 
 #[cfg(test)]
@@ -372,18 +572,36 @@ mod tests {
         assert_eq!(set.sorted(3), [0, 1, 2]);
     }
 
+    impl Recycle for u32 {
+        fn clear_for_reuse(&mut self) {
+            *self = 0;
+        }
+    }
+
     #[test]
     fn windows_close_after_lateness_and_drop_late_flows() {
         let mut windows: WindowSet<u32> = WindowSet::new(60);
-        *windows.window_for(10).expect("open").1 += 1;
-        *windows.window_for(70).expect("open").1 += 1;
+        *windows.window_for(10, i64::MIN, 30, true).expect("open").1 += 1;
+        *windows.window_for(70, 10, 30, true).expect("open").1 += 1;
         assert_eq!(windows.next_close_at(30), Some(90));
         assert!(windows.pop_closable(89, 30).is_none());
         let (index, count) = windows.pop_closable(90, 30).expect("closable");
         assert_eq!((index, count), (0, 1));
-        assert!(windows.window_for(59).is_none());
+        windows.recycle(count);
+        // Late at watermark 90 whether or not its window was ever open.
+        assert!(windows.window_for(59, 90, 30, true).is_none());
+        assert!(windows.window_for(59, 90, 30, false).is_none());
         assert_eq!(windows.late_flows, 1);
-        assert_eq!(windows.pop_oldest().map(|(index, _)| index), Some(1));
+        // The recycled state comes back emptied.
+        let (_, reused, opened) = windows.window_for(130, 90, 30, true).expect("open");
+        assert_eq!((*reused, opened), (0, true));
+        assert_eq!(
+            windows.pop_closable(i64::MAX, 30).map(|(index, _)| index),
+            Some(1)
+        );
+        windows.close_through(130);
+        assert!(windows.window_for(125, 130, 0, true).is_none());
+        assert!(windows.window_for(180, 130, 0, true).is_some());
     }
 
     #[test]
@@ -407,5 +625,15 @@ mod tests {
         assert!(classifier.is_internal(key("fd00::1")));
         assert!(!classifier.is_internal(key("11.0.0.1")));
         assert!(!classifier.is_internal(key("2001:db8::1")));
+        // Boundaries inside a first octet go to the ranges.
+        let classifier = AddressClassifier::new(&[
+            "172.16.0.0/12".parse().expect("valid"),
+            "0.0.0.0/1".parse().expect("valid"),
+        ]);
+        assert!(classifier.is_internal(key("172.31.255.255")));
+        assert!(!classifier.is_internal(key("172.32.0.0")));
+        assert!(!classifier.is_internal(key("172.15.255.255")));
+        assert!(classifier.is_internal(key("127.255.255.255")));
+        assert!(!classifier.is_internal(key("128.0.0.0")));
     }
 }

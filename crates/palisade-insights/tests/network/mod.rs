@@ -10,7 +10,8 @@ use palisade_insights::network::generator::{
     self, GeneratedTraffic, GeneratorConfig, PlantedAttack,
 };
 use palisade_insights::network::{
-    NetworkDetectorConfig, NetworkDetectors, NetworkFinding, SharedThreatIntel, ThreatIntel,
+    NetworkDetectorConfig, NetworkDetectors, NetworkFinding, ParallelScan, SharedThreatIntel,
+    ThreatIntel,
 };
 use palisade_model::flow::{FlowAction, FlowRecord};
 
@@ -206,6 +207,96 @@ fn aws_text_round_trip_gives_the_same_findings() {
         findings.iter().map(key).collect::<Vec<_>>(),
         direct.iter().map(key).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn issue_8_parallel_scan_finds_exactly_what_one_state_finds() {
+    let config = GeneratorConfig {
+        seed: 7,
+        background_records: 40_000,
+        ..GeneratorConfig::default()
+    };
+    let mut records = Vec::new();
+    let traffic = generator::generate(&config, |record| records.push(record.clone()));
+    // Disorder the stream as delivery does: every third run of 700 records (about 6 minutes)
+    // backwards, and every 499th record delayed by 3,000 records (about half an hour, past the
+    // lateness of the 5-minute windows), so flows arrive late while windows close.
+    for (index, run) in records.chunks_mut(700).enumerate() {
+        if index % 3 == 0 {
+            run.reverse();
+        }
+    }
+    let mut delayed = std::collections::VecDeque::new();
+    let mut disordered = Vec::with_capacity(records.len());
+    for (index, record) in records.into_iter().enumerate() {
+        if index % 499 == 0 {
+            delayed.push_back((index + 3_000, record));
+        } else {
+            disordered.push(record);
+        }
+        while delayed.front().is_some_and(|(due, _)| *due <= index) {
+            disordered.extend(delayed.pop_front().map(|(_, record)| record));
+        }
+    }
+    disordered.extend(delayed.into_iter().map(|(_, record)| record));
+    let records = disordered;
+    let mut text = Vec::new();
+    for record in &records {
+        palisade_logs::flow::aws::write_default_format_line(record, &mut text).expect("in memory");
+    }
+    let mut feed = traffic.intel.clone();
+    feed.extend(generator::decoy_intel(config.seed, 1_000));
+    let intel = ThreatIntel::build([("generated", &feed[..])]);
+    let detectors = NetworkDetectors::new(NetworkDetectorConfig::default()).expect("valid");
+
+    let mut state = detectors.new_state();
+    let mut expected = Vec::new();
+    let expected_summary = palisade_logs::flow::decode_flows_compact(
+        &text[..],
+        "generated.log",
+        palisade_logs::flow::FlowFormat::Auto,
+        |flow| detectors.process_compact(&mut state, &intel, flow, &mut expected),
+    );
+    detectors.flush(&mut state, &mut expected);
+    let expected_stats = state.stats();
+    let late: u64 = expected_stats
+        .iter()
+        .map(|(_, stats)| stats.late_flows)
+        .sum();
+    assert!(late > 0, "the disorder must make late flows");
+    assert!(
+        expected.len() >= traffic.planted.len(),
+        "{}",
+        describe(&expected)
+    );
+
+    for threads in [1, 2, 3, 5] {
+        let mut scan = ParallelScan::new(&detectors, &intel, threads);
+        let summary = scan.scan(
+            &text[..],
+            "generated.log",
+            palisade_logs::flow::FlowFormat::Auto,
+        );
+        assert_eq!(summary, expected_summary, "{threads} threads");
+        let (findings, stats) = scan.finish();
+        assert!(
+            findings == expected,
+            "{threads} threads found:\n{}\ninstead of:\n{}",
+            describe(&findings),
+            describe(&expected)
+        );
+        assert_eq!(stats, expected_stats, "{threads} threads");
+    }
+
+    // Flows handed over already decoded take the same way.
+    let flows: Vec<_> = records.iter().map(FlowRecord::compact).collect();
+    let mut scan = ParallelScan::new(&detectors, &intel, 2);
+    for batch in flows.chunks(5_000) {
+        scan.process_flows(batch);
+    }
+    let (findings, stats) = scan.finish();
+    assert!(findings == expected, "{}", describe(&findings));
+    assert_eq!(stats, expected_stats);
 }
 
 /// A flow time aligned on `window` seconds, so tests know where windows start.

@@ -822,3 +822,152 @@ async fn the_served_worker_processes_batches_in_the_background_issue_7() {
     let _ = stop.send(());
     serving.await.expect("join").expect("served");
 }
+
+/// `count` short SSH connections from one outside source to one host, a second apart from
+/// `first`, as AWS version 2 text.
+fn ssh_attempts(first: i64, count: u16) -> Vec<u8> {
+    let mut text = Vec::new();
+    for index in 0..count {
+        let time = chrono::DateTime::from_timestamp(first + i64::from(index), 0).expect("valid");
+        let record = palisade_model::flow::FlowRecord {
+            start: time,
+            end: time,
+            src_addr: "203.0.113.77".parse().expect("valid"),
+            dst_addr: "10.0.0.5".parse().expect("valid"),
+            src_port: 40_000 + index,
+            dst_port: 22,
+            protocol: 6,
+            packets: 12,
+            bytes: 2_000,
+            action: palisade_model::flow::FlowAction::Reject,
+            account_id: Some("123456789012".into()),
+            interface_id: Some("eni-1".into()),
+            ..palisade_model::flow::FlowRecord::default()
+        };
+        palisade_logs::flow::aws::write_default_format_line(&record, &mut text).expect("write");
+    }
+    text
+}
+
+/// A server "process" over an existing store: what a restart gives.
+async fn reopened(url: &str, instance_id: &str, admin_key: &str) -> TestServer {
+    let store = palisade_store::connect(url)
+        .await
+        .expect("reopen the store");
+    let state = palisade_server::AppState::new(store, crate::common::test_config());
+    TestServer::wrap(
+        state,
+        palisade_server::Bootstrap {
+            instance_id: instance_id.to_owned(),
+            admin_key: admin_key.to_owned(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn network_windows_survive_a_restart_issue_8() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut urls = vec![palisade_store::testsuite::fresh_sqlite_url(
+        directory.path(),
+    )];
+    urls.extend(
+        palisade_store::testsuite::fresh_postgres_url("network_windows_survive_a_restart_issue_8")
+            .await,
+    );
+    // 2026-01-01T00:00:00Z, the start of a 5-minute brute-force window. Each batch holds 12
+    // attempts; the detector reports 20 or more in one window, so only both together are one.
+    let window_start = 1_767_225_600;
+    for url in &urls {
+        let (instance_id, admin_key) = {
+            let store = palisade_store::connect(url).await.expect("open the store");
+            let state = palisade_server::AppState::new(store, crate::common::test_config());
+            let data = tempfile::tempdir().expect("tempdir");
+            let bootstrap = palisade_server::bootstrap(&state, data.path())
+                .await
+                .expect("bootstrap")
+                .expect("a fresh store bootstraps");
+            let server = TestServer::wrap(state, bootstrap);
+            let base = format!("/instances/{}/v1/network", server.instance_id);
+            let answer = post_raw(
+                &server,
+                &format!("{base}/flows?source=first.log"),
+                &server.admin_key,
+                "text/plain",
+                ssh_attempts(window_start, 12),
+            )
+            .await;
+            assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text);
+            assert_eq!(process_pending(&server.state).await, 1);
+            assert!(findings_of(&server, "network-insights").await.is_empty());
+            let saved = server
+                .state
+                .store
+                .stream_state(&server.instance_id, "network")
+                .await
+                .expect("read")
+                .expect("the batch saved the detector state");
+            assert!(saved.contains("pns1:"), "{saved:.80}");
+            (server.instance_id.clone(), server.admin_key.clone())
+            // The process ends here: its in-memory windows are gone.
+        };
+
+        let server = reopened(url, &instance_id, &admin_key).await;
+        let base = format!("/instances/{instance_id}/v1/network");
+        let answer = post_raw(
+            &server,
+            &format!("{base}/flows?source=second.log&flush=true"),
+            &admin_key,
+            "text/plain",
+            ssh_attempts(window_start + 60, 12),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text);
+        assert_eq!(process_pending(&server.state).await, 1);
+        let findings = findings_of(&server, "network-insights").await;
+        assert_eq!(findings.len(), 1, "{url}: {findings:#?}");
+        let finding = &findings[0];
+        assert_eq!(finding["reference_data"]["type"], "brute_force");
+        assert_eq!(
+            finding["reference_data"]["flow_count"], 24,
+            "both batches count"
+        );
+        assert_eq!(finding["occurrence_count"], 1);
+        assert_eq!(
+            finding["finding"]["network_connection"]["client"]["address"],
+            "203.0.113.77"
+        );
+
+        // Once more after another restart: the flushed windows stay closed, nothing repeats.
+        let server = reopened(url, &instance_id, &admin_key).await;
+        let answer = post_raw(
+            &server,
+            &format!("{base}/flows?source=late.log&flush=true"),
+            &admin_key,
+            "text/plain",
+            ssh_attempts(window_start + 120, 12),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text);
+        assert_eq!(process_pending(&server.state).await, 1);
+        let findings = findings_of(&server, "network-insights").await;
+        assert_eq!(findings.len(), 1, "{url}: {findings:#?}");
+        assert_eq!(findings[0]["occurrence_count"], 1);
+    }
+
+    // The second batch alone is no brute force: the finding above needed the saved windows.
+    let server = TestServer::sqlite().await;
+    let answer = post_raw(
+        &server,
+        &format!(
+            "/instances/{}/v1/network/flows?source=second.log&flush=true",
+            server.instance_id
+        ),
+        &server.admin_key,
+        "text/plain",
+        ssh_attempts(window_start + 60, 12),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text);
+    assert_eq!(process_pending(&server.state).await, 1);
+    assert!(findings_of(&server, "network-insights").await.is_empty());
+}

@@ -2,15 +2,22 @@
 //!
 //! Each instance has its detector configuration (a document; defaults until a user sets one)
 //! and its intel feeds (uploaded text, CSV or STIX 2.1, stored as sent). The process keeps the
-//! compiled detectors, the intel index and the detector windows in memory, rebuilding them when
-//! the stored configuration or feeds change: a feed replaced while the server runs applies from
-//! the next batch on, without losing the windows. Windows close in flow time as later flows
-//! arrive, when a batch asks for it (`?flush=true`, end of an input), or after the stream has
-//! been idle for [`IDLE_FLUSH`].
+//! compiled detectors and the intel index in memory, rebuilding them when the stored
+//! configuration or feeds change: a feed replaced while the server runs applies from the next
+//! batch on, without losing the windows. Windows close in flow time as later flows arrive, when a
+//! batch asks for it (`?flush=true`, end of an input), or after the stream has been idle for
+//! [`IDLE_FLUSH`] (the worker then queues an empty flushing batch, [`IDLE_FLUSH_SOURCE`], so
+//! those findings are recorded like any batch's).
 //!
-//! Limitation: detector windows are not saved in the store (the detector state is not
-//! serialisable yet), so a restart forgets flows of windows that were still open; completed
-//! batches and their findings are never lost or repeated.
+//! **The detector state survives restarts.** Each completed batch saves the state after it
+//! (`NetworkDetectors::save_state`: open windows, baselines, remembered detections) in the same
+//! transaction as its findings, as the stream state of `network`, headed by the id of the batch
+//! that saved it. A process keeps the state in memory between batches and uses it only while the
+//! stored state is the one it saved itself; otherwise (a restart, another process completed
+//! batches, a batch failed half-way) it restores the stored state first. A batch therefore always
+//! starts from exactly the state its predecessors left in the store, and a retried batch never
+//! counts twice. A state saved under another detector configuration is not restored: changing
+//! the configuration restarts the windows.
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -29,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{Failure, MAX_REPORTED_REJECTIONS, RejectedRecord, account_of};
+use super::{Failure, MAX_REPORTED_REJECTIONS, NETWORK, RejectedRecord, account_of};
 use crate::error::{ApiError, ApiResult};
 use crate::service::documents::{self, Kind, timestamp};
 use crate::service::findings::model::{
@@ -38,7 +45,6 @@ use crate::service::findings::model::{
 };
 use crate::service::findings::{
     NETWORK_INSIGHTS_PROVIDER, SourceOccurrence, ensure_note, prepare_occurrences,
-    record_occurrences,
 };
 use crate::state::AppState;
 
@@ -52,6 +58,9 @@ const DETECTORS_ID: &str = "config";
 /// Wall-clock quiet time after which a stream's open windows are closed and reported.
 pub const IDLE_FLUSH: Duration = Duration::from_secs(300);
 
+/// The `source` of the empty batches the worker queues to flush idle streams.
+pub const IDLE_FLUSH_SOURCE: &str = "idle-flush";
+
 /// Longest list of bad feed lines an answer carries.
 const MAX_REPORTED_FEED_ERRORS: usize = 100;
 
@@ -62,6 +71,9 @@ pub struct NetworkRuntime {
     detectors: NetworkDetectors,
     intel: Arc<ThreatIntel>,
     state: NetworkDetectorState,
+    /// The batch whose completion stored the state held here; `None` when the stored state must
+    /// be read first (fresh runtime, or the last completion was not ours).
+    saved_by: Option<String>,
     /// The account of the flows seen last, for findings closed later.
     account: String,
     last_batch: Instant,
@@ -310,6 +322,7 @@ async fn refresh_runtime(
                 state: detectors.new_state(),
                 detectors,
                 intel: Arc::new(ThreatIntel::default()),
+                saved_by: None,
                 account: "default".to_owned(),
                 last_batch: Instant::now(),
                 open: false,
@@ -354,7 +367,25 @@ pub fn decode_flow_body(body: &[u8], source: &str, format: FlowFormat) -> ApiRes
     })
 }
 
-/// Runs one pending batch through the instance's detectors and completes it.
+/// The stream state as stored: `<batch id> <account>` on the first line (neither holds
+/// whitespace), then the detectors' saved state.
+fn stored_state(batch_id: &str, account: &str, saved: &str) -> String {
+    format!("{batch_id} {account}\n{saved}")
+}
+
+/// Splits a stored stream state into (batch id, account, detectors' saved state).
+fn parse_stored_state(text: &str) -> Option<(&str, &str, &str)> {
+    let (head, saved) = text.split_once('\n')?;
+    let (batch_id, account) = head.split_once(' ')?;
+    Some((batch_id, account, saved))
+}
+
+fn has_open_windows(state: &NetworkDetectorState) -> bool {
+    state.stats().iter().any(|(_, stats)| stats.open_keys > 0)
+}
+
+/// Runs one pending batch through the instance's detectors and completes it, saving the
+/// detector state with its findings.
 pub(super) async fn process_batch(
     state: &AppState,
     batch: &IngestBatch,
@@ -364,11 +395,52 @@ pub(super) async fn process_batch(
     let flush = batch.options["flush"].as_bool().unwrap_or(false);
     let instance_id = batch.instance_id.as_str();
     let mut runtimes = state.insights.network.lock().await;
-    let mut runtime = refresh_runtime(state, instance_id, runtimes.remove(instance_id)).await?;
-    if let Some(account) = flows.iter().find_map(|flow| flow.account_id.as_deref()) {
-        runtime.account = account_of(Some(account));
-    }
-    let (runtime, findings) = tokio::task::spawn_blocking(move || {
+    let runtime = refresh_runtime(state, instance_id, runtimes.remove(instance_id)).await?;
+    let stored = match state.store.stream_state(instance_id, NETWORK).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            runtimes.insert(instance_id.to_owned(), runtime);
+            return Err(error.into());
+        }
+    };
+    let batch_id = batch.id.clone();
+    let (mut runtime, findings, saved) = tokio::task::spawn_blocking(move || {
+        let mut runtime = runtime;
+        match stored
+            .as_deref()
+            .map(|text| (text, parse_stored_state(text)))
+        {
+            Some((_, Some((saved_by, account, saved))))
+                if runtime.saved_by.as_deref() != Some(saved_by) =>
+            {
+                runtime.account = account.to_owned();
+                runtime.state = match runtime.detectors.restore_state(saved) {
+                    Ok(restored) => restored,
+                    Err(error) => {
+                        tracing::info!(error = %error, "network detector state starts afresh");
+                        runtime.detectors.new_state()
+                    }
+                };
+                runtime.open = has_open_windows(&runtime.state);
+            }
+            Some((_, Some(_))) => {}
+            Some((text, None)) => {
+                tracing::warn!(
+                    length = text.len(),
+                    "stored network state unreadable; starting afresh"
+                );
+                runtime.state = runtime.detectors.new_state();
+            }
+            None if runtime.saved_by.is_some() => {
+                // The stored state was cleared since we saved it.
+                runtime.state = runtime.detectors.new_state();
+                runtime.open = false;
+            }
+            None => {}
+        }
+        if let Some(account) = flows.iter().find_map(|flow| flow.account_id.as_deref()) {
+            runtime.account = account_of(Some(account));
+        }
         let mut findings =
             runtime
                 .detectors
@@ -377,7 +449,14 @@ pub(super) async fn process_batch(
             runtime.detectors.flush(&mut runtime.state, &mut findings);
         }
         runtime.open = !flush && (runtime.open || !flows.is_empty());
-        (runtime, findings)
+        let saved = stored_state(
+            &batch_id,
+            &runtime.account,
+            &runtime.detectors.save_state(&runtime.state),
+        );
+        // Until this batch's completion commits, the state in memory is not the stored one.
+        runtime.saved_by = None;
+        (runtime, findings, saved)
     })
     .await
     .map_err(|error| ApiError::internal(format!("network detection: {error}")))?;
@@ -386,12 +465,9 @@ pub(super) async fn process_batch(
     let records = match occurrence_records(state, instance_id, &account, &findings).await {
         Ok(records) => records,
         Err(error) => {
-            // The windows already counted this batch: forget them rather than count it twice
-            // when it is retried.
-            tracing::warn!(
-                instance = instance_id,
-                "network windows reset after a failed batch"
-            );
+            // The batch stays pending; the next attempt restores the stored state, so the
+            // flows this attempt counted are not counted twice.
+            runtimes.insert(instance_id.to_owned(), runtime);
             return Err(error.into());
         }
     };
@@ -401,21 +477,24 @@ pub(super) async fn process_batch(
             batch,
             BatchCompletion {
                 occurrences: &records,
-                state_snapshot: None,
+                state_snapshot: Some(&saved),
                 findings: count,
             },
             Utc::now(),
         )
         .await;
-    match completed {
-        Ok(_) => {
-            let mut runtime = runtime;
-            runtime.last_batch = Instant::now();
-            runtimes.insert(instance_id.to_owned(), runtime);
+    runtime.last_batch = Instant::now();
+    let outcome = match completed {
+        Ok(Some(_)) => {
+            runtime.saved_by = Some(batch.id.clone());
             Ok(())
         }
+        // Another process completed the batch: its state is in the store, ours is not.
+        Ok(None) => Ok(()),
         Err(error) => Err(error.into()),
-    }
+    };
+    runtimes.insert(instance_id.to_owned(), runtime);
+    outcome
 }
 
 /// Drops the in-memory detectors of the instances `leaving` picks (their partition moved to
@@ -429,37 +508,38 @@ pub async fn forget(state: &AppState, leaving: impl Fn(&str) -> bool) {
         .retain(|instance_id, _| !leaving(instance_id));
 }
 
-/// Closes the windows of streams idle for [`IDLE_FLUSH`] and records what they held.
+/// Queues a flushing batch for every stream idle for [`IDLE_FLUSH`] with windows open, so their
+/// findings are recorded, and the state saved, in one transaction as for any batch.
 pub async fn close_idle_windows(state: &AppState, _now: DateTime<Utc>) {
-    let mut runtimes = state.insights.network.lock().await;
-    for (instance_id, runtime) in runtimes.iter_mut() {
-        if !runtime.open || runtime.last_batch.elapsed() < IDLE_FLUSH {
-            continue;
-        }
-        let mut findings = Vec::new();
-        runtime.detectors.flush(&mut runtime.state, &mut findings);
-        runtime.open = false;
-        if findings.is_empty() {
-            continue;
-        }
-        let sources = match notes_and_sources(state, instance_id, &runtime.account, &findings).await
-        {
-            Ok(sources) => sources,
-            Err(error) => {
-                tracing::warn!(instance = %instance_id, error = %error, "idle network findings lost");
-                continue;
-            }
-        };
-        if let Err(error) = record_occurrences(
-            &state.store,
-            instance_id,
-            NETWORK_INSIGHTS_PROVIDER,
-            sources,
-            Utc::now(),
+    let idle: Vec<String> = {
+        let mut runtimes = state.insights.network.lock().await;
+        runtimes
+            .iter_mut()
+            .filter(|(_, runtime)| runtime.open && runtime.last_batch.elapsed() >= IDLE_FLUSH)
+            .map(|(instance_id, runtime)| {
+                runtime.open = false;
+                instance_id.clone()
+            })
+            .collect()
+    };
+    for instance_id in idle {
+        if let Err(error) = super::enqueue(
+            state,
+            &instance_id,
+            NETWORK,
+            IDLE_FLUSH_SOURCE,
+            "palisade-worker",
+            "",
+            0,
+            0,
+            json!({ "flush": true }),
         )
         .await
         {
-            tracing::warn!(instance = %instance_id, error = %error, "idle network findings lost");
+            tracing::warn!(instance = %instance_id, error = %error, "cannot queue the idle flush");
+            if let Some(runtime) = state.insights.network.lock().await.get_mut(&instance_id) {
+                runtime.open = true;
+            }
         }
     }
 }
