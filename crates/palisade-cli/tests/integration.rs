@@ -1,5 +1,6 @@
 //! Integration tests of the `palisade` binary, one module per command.
 
+mod api_fuzz;
 mod collect;
 mod config_governance_sdk;
 mod content;
