@@ -7,11 +7,9 @@ use palisade_logs::flow::aws::AwsLayout;
 use palisade_logs::flow::{FlowFormat, decode_flows};
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(first_line) = data.split(|byte| *byte == b'\n').next()
-        && let Ok(header) = std::str::from_utf8(first_line)
-        && let Ok(layout) = AwsLayout::from_header(header)
-    {
-        let _ = layout.columns().len();
+    let first_line = data.split(|byte| *byte == b'\n').next().unwrap_or_default();
+    if let Ok(layout) = std::str::from_utf8(first_line).map(AwsLayout::from_header) {
+        let _ = layout.map(|layout| layout.columns().len());
     }
     let mut records = 0u64;
     let summary = decode_flows(data, "fuzz", FlowFormat::AwsVpcText, |_record| records += 1);
