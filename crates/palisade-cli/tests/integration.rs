@@ -1,5 +1,6 @@
 //! Integration tests of the `palisade` binary, one module per command.
 
+mod api_fuzz;
 mod collect;
 mod collector;
 mod config_governance_sdk;

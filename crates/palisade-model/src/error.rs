@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 macro_rules! error_codes {
     ($($(#[$doc:meta])* $variant:ident => ($name:literal, $status:literal),)+) => {
         /// A stable, machine-readable error code.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum ErrorCode {
             $($(#[$doc])* #[serde(rename = $name)] $variant,)+
         }
@@ -74,6 +74,21 @@ error_codes! {
     /// A dependency (the store) is unavailable; retry later.
     ServiceUnavailable => ("service_unavailable", 503),
 }
+
+// Written by hand: the derive, given `serde(rename)` through the macro above, documented the
+// variants' Rust names (`NotFound`) instead of the wire names (`not_found`), so every error body
+// contradicted the OpenAPI document (found by the API fuzz test, issue 11).
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A stable, machine-readable error code."))
+            .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
 
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,5 +168,20 @@ mod tests {
             let json = serde_json::to_value(code).expect("serialise");
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
         }
+    }
+
+    #[test]
+    fn issue_11_the_documented_schema_lists_the_wire_names() {
+        let schema = serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema())
+            .expect("serialise");
+        let documented: Vec<&str> = schema["enum"]
+            .as_array()
+            .expect("an enum")
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        let wire: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(documented, wire);
+        assert_eq!(schema["type"], "string");
     }
 }

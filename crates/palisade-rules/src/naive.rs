@@ -291,6 +291,11 @@ fn network(text: &str) -> Option<IpNet> {
         if prefix.is_empty() || !prefix.chars().all(|character| character.is_ascii_digit()) {
             return None;
         }
+        // ipnet's own parser takes octets with leading zeros (`09.0.0.0/24`), which the standard
+        // library — and so the compiled evaluator — refuses: some tools read them as octal.
+        // Found by the `rules_json` fuzz target (issue 11).
+        let (address, _) = text.split_once('/')?;
+        address.parse::<std::net::IpAddr>().ok()?;
         text.parse::<IpNet>().ok()?
     } else {
         IpNet::from(text.parse::<std::net::IpAddr>().ok()?)

@@ -154,7 +154,8 @@ fn check_ids(ids: &[(&str, &str)]) -> ApiResult<()> {
 #[utoipa::path(post, path = "/instances/{instance_id}/findings/v1/{account_id}/graph", tag = "findings",
     security(("bearer" = [])),
     params(("instance_id" = String, Path), ("account_id" = String, Path)),
-    request_body(content = String, description = "A GraphQL query, as text or `{\"query\": …}`", content_type = "application/graphql"),
+    request_body(description = "A GraphQL query, as text or `{\"query\": …}`",
+        content((String = "application/graphql"), (serde_json::Value = "application/json"))),
     responses((status = 200, body = serde_json::Value), (status = 400, body = palisade_model::error::ErrorBody)))]
 pub async fn post_graph(
     State(state): State<AppState>,

@@ -76,6 +76,105 @@ impl utoipa::Modify for BearerAuth {
 
 /// All routes with their OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
+    let mut router = routes();
+    document_common_errors(router.get_openapi_mut());
+    router
+}
+
+/// The error answers the shared layers give on any route, whatever its handler documents: the
+/// auth extractor (401, 403; 404 for another instance's path), the extractors of parameters and
+/// bodies (400, 413, 415), the rate limiter (429), the timeout (408), the store (503) and the
+/// panic catcher (500), all with the `ErrorBody` shape. Added to every operation that does not
+/// document the status itself, so that no answer contradicts the document (issue 11's API fuzz
+/// test checks every status, content type and body against it).
+fn document_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in &mut openapi.paths.paths {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let authenticated = operation
+                .security
+                .as_ref()
+                .is_some_and(|requirements| !requirements.is_empty());
+            let has_body = operation.request_body.is_some();
+            let has_parameters = operation
+                .parameters
+                .as_ref()
+                .is_some_and(|parameters| !parameters.is_empty());
+            let mut statuses = vec![
+                (
+                    "408",
+                    "The request took longer than the server's request timeout.",
+                ),
+                (
+                    "500",
+                    "An internal error; the log has details under the trace id.",
+                ),
+            ];
+            if authenticated {
+                statuses.extend([
+                    (
+                        "401",
+                        "No API key, or a key that is unknown, revoked or expired.",
+                    ),
+                    ("403", "The key's role does not allow this operation."),
+                    (
+                        "429",
+                        "The key sent more requests than its rate allows; see `Retry-After`.",
+                    ),
+                    ("503", "The store is unavailable; retry later."),
+                ]);
+            }
+            if has_parameters || has_body {
+                statuses.push(("400", "A parameter or the body is malformed or invalid."));
+            }
+            if path.contains('{') {
+                statuses.push((
+                    "404",
+                    "The path names an object (or instance) that does not exist for this key.",
+                ));
+            }
+            if has_body {
+                statuses.extend([
+                    ("413", "The body is larger than this route accepts."),
+                    (
+                        "415",
+                        "The body's content type is not one this route accepts.",
+                    ),
+                ]);
+            }
+            for (status, description) in statuses {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description));
+            }
+        }
+    }
+}
+
+fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -144,7 +144,10 @@ impl BatchView {
 }
 
 /// A record an ingest route could not decode: where it is and what is wrong.
+// Documented as `IngestRejection`: the inventory's `RejectedRecord` (index, id, errors) has the
+// same Rust name, and the OpenAPI document kept only one of the two schemas.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = IngestRejection)]
 pub struct RejectedRecord {
     /// 1-based line of the record's start in the posted body.
     pub line: u64,
