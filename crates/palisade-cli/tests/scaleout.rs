@@ -617,9 +617,11 @@ fn issue_11_embedded_sigkill_during_ingest_keeps_every_acknowledged_record() {
     let (sent, pushes) = runtime.block_on(async {
         let mut pushes: Vec<(usize, bool)> = Vec::new();
         // Events and inventory in parallel until the process dies under them.
+        let acked_pushes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let inventory = {
             let client = client.clone();
             let instance_id = instance_id.clone();
+            let acked_pushes = acked_pushes.clone();
             tokio::spawn(async move {
                 let mut pushes = Vec::new();
                 for push in 0..200 {
@@ -635,6 +637,7 @@ fn issue_11_embedded_sigkill_during_ingest_keeps_every_acknowledged_record() {
                     if !acked {
                         break;
                     }
+                    acked_pushes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
                 pushes
             })
@@ -665,7 +668,10 @@ fn issue_11_embedded_sigkill_during_ingest_keeps_every_acknowledged_record() {
                 .await
                 .map(|list| list.as_array().map_or(0, Vec::len))
                 .unwrap_or(0);
-            if batches >= 8 || Instant::now() > deadline {
+            // Both kinds of work must have been acknowledged at least once before the kill
+            // (on a loaded machine the first inventory push can take longer than 8 batches).
+            let pushed = acked_pushes.load(std::sync::atomic::Ordering::SeqCst);
+            if (batches >= 8 && pushed >= 1) || Instant::now() > deadline {
                 break;
             }
         }
