@@ -89,6 +89,41 @@ const REPORT_COLUMNS: &str = "id, attachment_id, profile_id, scan_type, created_
 const SUMMARY_COLUMNS: &str = "id, attachment_id, profile_id, scan_type, created_on, \
      score_passed, score_total, controls_failing, evaluation_count";
 
+impl SqlStore {
+    /// An instance's newest reports (of one attachment, or all), newest first, with `columns`.
+    async fn newest_reports(
+        &self,
+        columns: &str,
+        instance_id: &str,
+        attachment_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AnyRow>> {
+        let rows = match attachment_id {
+            Some(attachment_id) => {
+                sqlx::query(self.sql(&format!(
+                    "SELECT {columns} FROM reports WHERE instance_id = $1 AND attachment_id = $2 \
+                     ORDER BY created_on DESC, id LIMIT $3"
+                )))
+                .bind(instance_id)
+                .bind(attachment_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(self.sql(&format!(
+                    "SELECT {columns} FROM reports WHERE instance_id = $1 ORDER BY created_on DESC, id LIMIT $2"
+                )))
+                .bind(instance_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+}
+
 #[async_trait]
 impl ReportStore for SqlStore {
     async fn put_report(&self, instance_id: &str, report: &StoredReport) -> StoreResult<()> {
@@ -140,28 +175,9 @@ impl ReportStore for SqlStore {
         attachment_id: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<StoredReport>> {
-        let rows = match attachment_id {
-            Some(attachment_id) => {
-                sqlx::query(self.sql(&format!(
-                    "SELECT {REPORT_COLUMNS} FROM reports WHERE instance_id = $1 AND attachment_id = $2 \
-                     ORDER BY created_on DESC, id LIMIT $3"
-                )))
-                .bind(instance_id)
-                .bind(attachment_id)
-                .bind(i64::from(limit))
-                .fetch_all(self.pool())
-                .await?
-            }
-            None => {
-                sqlx::query(self.sql(&format!(
-                    "SELECT {REPORT_COLUMNS} FROM reports WHERE instance_id = $1 ORDER BY created_on DESC, id LIMIT $2"
-                )))
-                .bind(instance_id)
-                .bind(i64::from(limit))
-                .fetch_all(self.pool())
-                .await?
-            }
-        };
+        let rows = self
+            .newest_reports(REPORT_COLUMNS, instance_id, attachment_id, limit)
+            .await?;
         rows.iter().map(report_from_row).collect()
     }
 
@@ -172,28 +188,9 @@ impl ReportStore for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<ReportSummary>> {
         // The same order and index as `list_reports`, without reading the roll-ups.
-        let rows = match attachment_id {
-            Some(attachment_id) => {
-                sqlx::query(self.sql(&format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM reports WHERE instance_id = $1 AND attachment_id = $2 \
-                     ORDER BY created_on DESC, id LIMIT $3"
-                )))
-                .bind(instance_id)
-                .bind(attachment_id)
-                .bind(i64::from(limit))
-                .fetch_all(self.pool())
-                .await?
-            }
-            None => {
-                sqlx::query(self.sql(&format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM reports WHERE instance_id = $1 ORDER BY created_on DESC, id LIMIT $2"
-                )))
-                .bind(instance_id)
-                .bind(i64::from(limit))
-                .fetch_all(self.pool())
-                .await?
-            }
-        };
+        let rows = self
+            .newest_reports(SUMMARY_COLUMNS, instance_id, attachment_id, limit)
+            .await?;
         rows.iter().map(summary_from_row).collect()
     }
 
