@@ -36,6 +36,6 @@ pub mod scope;
 pub use drift::{ReportDrift, diff_evaluations, diff_rollups};
 pub use model::{Attachment, Attestation, ControlLibrary, Profile, Scope};
 pub use notify::{ThresholdBreach, check_thresholds};
-pub use rollup::{ComplianceScore, ComplianceStatus, Rollup, RollupBuilder};
+pub use rollup::{ComplianceScore, ComplianceStatus, PartialRollup, Rollup, RollupBuilder};
 pub use scan::{EvaluationStatus, ScanEvaluation, ScanInput, ScanPlan};
 pub use scope::{ScopeSelector, resolve_attachment_scopes};

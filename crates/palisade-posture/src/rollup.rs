@@ -25,6 +25,12 @@
 //!
 //! [`RollupBuilder`] takes evaluations chunk by chunk: it keeps counters per rule and per
 //! resource, never the evaluations themselves.
+//!
+//! A scan split into shards (evaluated by several workers) rolls each shard up alone into a
+//! [`PartialRollup`] — the same counters, serialisable — and the assembler merges the partials
+//! in shard order ([`RollupBuilder::add_partial`]): counters add up, and resources keep the order
+//! they were first seen in, so the merged roll-up equals the one-pass roll-up of the same
+//! resources.
 
 use std::collections::HashMap;
 
@@ -527,9 +533,30 @@ impl Rollup {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ResourceEntry {
     resource: ResourceWithStats,
     counts: EvaluationCounts,
+}
+
+/// The counters of part of a scan (one shard), to be merged into the scan's roll-up by
+/// [`RollupBuilder::add_partial`]. Rules are named by id, so a partial is independent of the
+/// plan's internal order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartialRollup {
+    /// Counters of the rules that were evaluated, by rule id.
+    rules: Vec<(String, EvaluationCounts)>,
+    /// The resources in scope, in the order they were first seen, with their counters.
+    resources: Vec<ResourceEntry>,
+    /// Evaluations whose rule is not in the plan.
+    unknown_rule_evaluations: u64,
+}
+
+impl PartialRollup {
+    /// Resources in scope in this part.
+    pub fn resource_count(&self) -> usize {
+        self.resources.len()
+    }
 }
 
 /// Accumulates the evaluations of a scan, chunk by chunk.
@@ -618,6 +645,45 @@ impl<'p> RollupBuilder<'p> {
     /// Evaluations whose rule is not in the plan (a caller mixing scans).
     pub fn unknown_rule_evaluations(&self) -> u64 {
         self.unknown_rule_evaluations
+    }
+
+    /// What was added so far, as a part of a larger scan (see [`PartialRollup`]).
+    pub fn into_partial(self) -> PartialRollup {
+        PartialRollup {
+            rules: self
+                .plan
+                .rules
+                .iter()
+                .zip(self.rule_counts)
+                .filter(|(_, counts)| *counts != EvaluationCounts::default())
+                .map(|(rule, counts)| (rule.rule_id.clone(), counts))
+                .collect(),
+            resources: self.resources,
+            unknown_rule_evaluations: self.unknown_rule_evaluations,
+        }
+    }
+
+    /// Adds a part of the scan rolled up elsewhere. Parts added in the order their resources
+    /// were read give the roll-up of reading them all in one pass; a resource already seen
+    /// keeps its place and adds the part's counters.
+    pub fn add_partial(&mut self, partial: &PartialRollup) {
+        for (rule_id, counts) in &partial.rules {
+            match self.plan.rule_index(rule_id) {
+                Some(index) => self.rule_counts[index].merge(counts),
+                None => self.unknown_rule_evaluations += counts.total() + counts.skipped,
+            }
+        }
+        self.unknown_rule_evaluations += partial.unknown_rule_evaluations;
+        for entry in &partial.resources {
+            match self.resource_index.get(&entry.resource.id) {
+                Some(&index) => self.resources[index].counts.merge(&entry.counts),
+                None => {
+                    self.resource_index
+                        .insert(entry.resource.id.clone(), self.resources.len());
+                    self.resources.push(entry.clone());
+                }
+            }
+        }
     }
 
     /// Computes every roll-up.
@@ -817,6 +883,35 @@ mod tests {
             builder.add_chunk(chunk, &evaluations);
         }
         builder.finish()
+    }
+
+    #[test]
+    fn merged_partials_equal_the_one_pass_rollup() {
+        let plan = plan_with(json!([]), &[]);
+        let resources = resources();
+        let one_pass = rollup_of(&[]);
+        // Each chunk rolled up apart (as a shard worker does), sent as JSON, merged in order.
+        let mut assembled = RollupBuilder::new(&plan);
+        for chunk in resources.chunks(2) {
+            let mut shard = RollupBuilder::new(&plan);
+            shard.add_chunk(chunk, &plan.evaluate_chunk(chunk, now()));
+            let sent = serde_json::to_string(&shard.into_partial()).expect("serialise");
+            let partial: PartialRollup = serde_json::from_str(&sent).expect("parse");
+            assert_eq!(partial.resource_count(), chunk.len());
+            assembled.add_partial(&partial);
+        }
+        assert_eq!(assembled.finish(), one_pass);
+        // Parts merged out of order hold the same counters but list resources differently.
+        let mut reversed = RollupBuilder::new(&plan);
+        for chunk in resources.chunks(2).rev() {
+            let mut shard = RollupBuilder::new(&plan);
+            shard.add_chunk(chunk, &plan.evaluate_chunk(chunk, now()));
+            reversed.add_partial(&shard.into_partial());
+        }
+        let reversed = reversed.finish();
+        assert_eq!(reversed.evaluations_summary, one_pass.evaluations_summary);
+        assert_eq!(reversed.controls, one_pass.controls);
+        assert_eq!(reversed.resources.len(), one_pass.resources.len());
     }
 
     #[test]

@@ -76,7 +76,9 @@ pub async fn run(
     let notification_worker =
         service::notifications::spawn_worker(state.clone(), workers_stopped.clone());
     // Accepted ingest batches are processed in the background.
-    let insights_worker = service::insights::spawn_worker(state.clone(), workers_stopped);
+    let insights_worker = service::insights::spawn_worker(state.clone(), workers_stopped.clone());
+    // Scan shards of other processes' scans, and scans whose coordinator died.
+    let scan_worker = service::scans::spawn_worker(state.clone(), workers_stopped);
     // Scheduled scans run while the server serves.
     let scheduler = service::scheduler::spawn(state.clone());
     let governance = state.governance.clone();
@@ -100,6 +102,8 @@ pub async fn run(
         tracing::warn!("the notification worker did not stop within 30 s; aborted it");
     }
     scheduler.abort();
+    // A shard in flight is not committed: it stays pending for the next process or start.
+    scan_worker.abort();
     let abort = insights_worker.abort_handle();
     if tokio::time::timeout(std::time::Duration::from_secs(30), insights_worker)
         .await

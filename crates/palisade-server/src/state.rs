@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub ingest_body_limit_bytes: usize,
     /// How often the scheduler looks for due scans (and, sharing a store, whether it may).
     pub scheduler_tick: Duration,
+    /// Resources per scan shard: the unit of a scan any process may evaluate, and the most
+    /// resources (with their evaluations) a worker holds in memory at once.
+    pub scan_shard_size: u32,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
             ingest_body_limit_bytes: 256 * 1024 * 1024,
             master_key: None,
             scheduler_tick: crate::service::scheduler::TICK,
+            scan_shard_size: crate::service::scans::SHARD_SIZE,
         }
     }
 }
@@ -78,6 +82,8 @@ pub struct AppState {
     pub bus: Arc<dyn palisade_bus::IngestBus>,
     /// Locks and partitions shared with the other processes of the same store.
     pub cluster: Arc<crate::service::cluster::Cluster>,
+    /// Scans running here, shards in hand and their plans.
+    pub scans: Arc<crate::service::scans::ScanRuntime>,
 }
 
 impl AppState {
@@ -97,6 +103,7 @@ impl AppState {
             store,
             bus,
             cluster: Arc::default(),
+            scans: Arc::default(),
             limiter: Arc::new(RateLimiter::keyed(quota)),
             config: Arc::new(config),
             verifier: Arc::new(KeyVerifier::default()),

@@ -38,6 +38,8 @@ pub struct ResourceFilter {
     pub tags: Vec<(String, String)>,
     /// Only ids greater than this (pagination).
     pub after: Option<String>,
+    /// Only ids up to this one, included (a scan shard's range).
+    pub until: Option<String>,
     pub limit: Option<u32>,
 }
 
@@ -121,9 +123,18 @@ pub trait InventoryStore {
         instance_id: &str,
         filter: &ResourceFilter,
     ) -> StoreResult<Vec<Resource>>;
-    /// Counts matching resources (ignoring `after` and `limit`).
+    /// Counts matching resources (ignoring `after`, `until` and `limit`).
     async fn count_resources(&self, instance_id: &str, filter: &ResourceFilter)
     -> StoreResult<u64>;
+    /// Every `every`-th id of the matching resources in id order (ignoring `after`, `until`
+    /// and `limit`): the boundaries that cut them into ranges of `every` resources, read from
+    /// the index without the resources' bodies.
+    async fn resource_id_boundaries(
+        &self,
+        instance_id: &str,
+        filter: &ResourceFilter,
+        every: u32,
+    ) -> StoreResult<Vec<String>>;
     /// Returns every stored version of one resource, oldest first.
     async fn resource_history(
         &self,

@@ -11,8 +11,8 @@
 //! `sqlite://path` or `postgres://…` (see [`connect`]).
 //!
 //! The traits ([`InstanceStore`], [`KeyStore`], [`DocumentStore`], and one per data family:
-//! inventory, reports, findings, notifications, admission decisions, collectors, dashboard
-//! sessions) are what the server sees; every query that reads tenant data takes the instance id,
+//! inventory, reports and scan shards, findings, notifications, admission decisions,
+//! collectors, dashboard sessions) are what the server sees; every query that reads tenant data takes the instance id,
 //! so no code path can reach another instance's objects by forgetting a filter. The conformance
 //! suite in `tests/` runs against both
 //! backends.
@@ -27,6 +27,7 @@ pub mod locks;
 pub mod migrations;
 pub mod notifications;
 pub mod reports;
+pub mod scans;
 pub mod sessions;
 mod sql;
 #[cfg(feature = "testsuite")]
@@ -50,6 +51,7 @@ pub use inventory::{
 };
 pub use notifications::NotificationStore;
 pub use reports::{EvaluationFilter, EvaluationRow, ReportStore, ReportSummary, StoredReport};
+pub use scans::{ScanRun, ScanShard, ScanStore, ShardRef};
 pub use sessions::{SessionStore, StoredSession};
 pub use sql::{Dialect, SqlStore};
 pub use time::{format_timestamp, parse_timestamp};
@@ -71,6 +73,7 @@ pub trait Store:
     + DocumentStore
     + InventoryStore
     + ReportStore
+    + ScanStore
     + FindingsStore
     + NotificationStore
     + InsightsStore
@@ -89,6 +92,7 @@ impl<
         + DocumentStore
         + InventoryStore
         + ReportStore
+        + ScanStore
         + FindingsStore
         + NotificationStore
         + InsightsStore

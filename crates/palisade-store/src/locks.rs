@@ -1,5 +1,5 @@
 //! Locks shared by the server processes of one PostgreSQL database (scaled mode): who runs the
-//! scheduler, who scans an attachment, who owns an ingest partition, who is alive.
+//! scheduler, who scans an attachment (and each shard of a scan), who owns an ingest partition, who is alive.
 //!
 //! They are PostgreSQL **session advisory locks** held on one dedicated connection per process
 //! (not a pool connection, which would hand the session to other work). PostgreSQL releases a
@@ -38,6 +38,8 @@ pub enum LockPurpose {
     Scheduler,
     /// A scan of one attachment (number: a hash of instance and attachment).
     Scan,
+    /// One shard of a scan being evaluated (number: a hash of instance, report and shard).
+    ScanShard,
 }
 
 impl LockPurpose {
@@ -47,6 +49,7 @@ impl LockPurpose {
             Self::Partition => "partition",
             Self::Scheduler => "scheduler",
             Self::Scan => "scan",
+            Self::ScanShard => "scan-shard",
         }
     }
 }

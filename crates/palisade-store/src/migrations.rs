@@ -68,6 +68,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_dashboard.sql"),
         postgres: include_str!("../migrations/postgres/0008_dashboard.sql"),
     },
+    Migration {
+        version: 9,
+        name: "scan_shards",
+        sqlite: include_str!("../migrations/sqlite/0009_scan_shards.sql"),
+        postgres: include_str!("../migrations/postgres/0009_scan_shards.sql"),
+    },
 ];
 
 /// A stable checksum of a migration's text (FNV-1a, 64 bits): it only has to notice edits, not

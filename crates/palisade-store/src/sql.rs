@@ -4,6 +4,7 @@ mod collectors;
 mod decisions;
 mod inventory;
 mod reports;
+mod scans;
 
 mod findings;
 mod insights;

@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// Seconds between two looks of the scan scheduler for due scans.
     #[arg(long, default_value_t = 60)]
     pub scheduler_tick: u64,
+    /// Resources per scan shard: the unit of a scan that any process sharing the store may
+    /// evaluate (smaller spreads a scan wider; larger writes fewer, bigger transactions).
+    #[arg(long, env = "PALISADE_SCAN_SHARD_SIZE", default_value_t = palisade_server::service::scans::SHARD_SIZE)]
+    pub scan_shard_size: u32,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -121,6 +125,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             password: args.smtp_password.clone(),
         }),
         scheduler_tick: Duration::from_secs(args.scheduler_tick.max(1)),
+        scan_shard_size: args.scan_shard_size.max(1),
         ..ServerConfig::default()
     };
     if config.allow_insecure_webhooks {

@@ -18,8 +18,9 @@
 //! - **Scheduler.** The process holding the scheduler lock runs scheduled scans; another takes
 //!   it at its next tick when the holder dies.
 //! - **Scans.** A scan holds its attachment's lock, so the same attachment is never scanned by
-//!   two processes at once; a scan cut short by a crash leaves no report (the report row is
-//!   written last) and its lock is free at once.
+//!   two processes at once; its shards are evaluated by any process, each under its own lock
+//!   (`service::scans`). A coordinator that dies frees the attachment's lock at once, and
+//!   another process adopts the scan and finishes it.
 //!
 //! Embedded mode (SQLite, journal bus) has no locks: the one process holds everything.
 
@@ -121,24 +122,27 @@ impl Cluster {
 
     /// Claims an attachment's scan across processes; the claim ends when the guard drops.
     /// `Conflict` when another process is scanning it.
-    pub async fn lock_scan(&self, instance_id: &str, attachment_id: &str) -> ApiResult<ScanLock> {
-        let Some(locks) = &self.locks else {
-            return Ok(ScanLock { held: None });
-        };
-        let key = LockKey::new(
-            LockPurpose::Scan,
-            stable_hash32(&format!("{instance_id}/{attachment_id}")),
-        );
-        if locks.try_lock(key).await? {
-            Ok(ScanLock {
-                held: Some((locks.clone(), key)),
+    pub async fn lock_scan(&self, instance_id: &str, attachment_id: &str) -> ApiResult<Claim> {
+        self.claim(LockPurpose::Scan, &format!("{instance_id}/{attachment_id}"))
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    palisade_model::error::ErrorCode::Conflict,
+                    format!("attachment `{attachment_id}` is being scanned already"),
+                )
             })
-        } else {
-            Err(ApiError::new(
-                palisade_model::error::ErrorCode::Conflict,
-                format!("attachment `{attachment_id}` is being scanned already"),
-            ))
-        }
+    }
+
+    /// Claims work named `name` across processes (always granted in embedded mode); `None`
+    /// when another process holds it. The claim ends when the guard drops.
+    pub async fn claim(&self, purpose: LockPurpose, name: &str) -> ApiResult<Option<Claim>> {
+        let Some(locks) = &self.locks else {
+            return Ok(Some(Claim { held: None }));
+        };
+        let key = LockKey::new(purpose, stable_hash32(name));
+        Ok(locks.try_lock(key).await?.then(|| Claim {
+            held: Some((locks.clone(), key)),
+        }))
     }
 
     /// Partitions this process reads now.
@@ -147,12 +151,12 @@ impl Cluster {
     }
 }
 
-/// An attachment's scan claim (see [`Cluster::lock_scan`]).
-pub struct ScanLock {
+/// A claim on shared work (see [`Cluster::claim`]): released when dropped.
+pub struct Claim {
     held: Option<(Arc<ClusterLocks>, LockKey)>,
 }
 
-impl Drop for ScanLock {
+impl Drop for Claim {
     fn drop(&mut self) {
         if let Some((locks, key)) = self.held.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
@@ -160,7 +164,7 @@ impl Drop for ScanLock {
             runtime.spawn(async move {
                 if let Err(error) = locks.unlock(key).await {
                     // The connection is gone, and the lock with it.
-                    tracing::warn!(error = %error, "scan lock release failed");
+                    tracing::warn!(error = %error, "claim release failed");
                 }
             });
         }

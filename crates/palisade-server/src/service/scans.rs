@@ -1,48 +1,121 @@
-//! Posture scans: attachment → scope → resources → evaluations → report.
+//! Posture scans: attachment → scope → resources → evaluations → report, split into shards
+//! that any server process may evaluate.
 //!
-//! The engine (`palisade-posture`) plans and evaluates; this module feeds it from the store in
-//! chunks, so memory stays bounded by the chunk size, not the inventory: resources are read page
-//! by page for each (service, kind) the profile's rules target, filtered by the attachment's
-//! scope, evaluated in parallel, and their evaluations written in batches before the next page.
-//! Only the roll-up counters live for the whole scan.
+//! The engine (`palisade-posture`) plans and evaluates; this module feeds it from the store:
+//!
+//! 1. **Start** ([`run_scan`]). The coordinator claims the attachment (in this process and,
+//!    sharing a PostgreSQL store, across processes: `service::cluster`), reads what the scan
+//!    evaluates — the attachment, its profile, the libraries and custom rules the profile uses,
+//!    its scopes and attestations — and checks that it plans. It cuts each (service, kind) the
+//!    plan targets into shards of `scan_shard_size` resources by id (boundaries read from the
+//!    index, not the resources) and records the run, with that snapshot of its inputs, and its
+//!    shards in one transaction (`palisade_store::scans`).
+//! 2. **Shards.** Any process evaluates a pending shard under the shard's lock: it plans from the
+//!    run's snapshot (so every worker evaluates the same plan, however the documents change
+//!    meanwhile), reads the shard's resources page by page, keeps those in the attachment's
+//!    scope, evaluates them, and stores the evaluations and the shard's roll-up counters
+//!    ([`palisade_posture::PartialRollup`]) with its `done` mark in one transaction. The
+//!    coordinator works through the shards itself; the other processes' [`spawn_worker`] loops
+//!    join in when the store is shared.
+//! 3. **Assembly.** Once every shard is done, the counters are merged in shard order — which is
+//!    the order one pass would read the resources in, so the report equals a one-pass scan's —
+//!    and the report is stored in one transaction with the run's end. Then the threshold
+//!    finding and the attachment's `last_scan`.
+//!
+//! A process that dies mid-shard leaves the shard pending (its transaction never committed) and
+//! its lock free; one that dies while coordinating frees the attachment's lock, and the worker
+//! loop of any process adopts the run: it finishes the shards and assembles the report. In
+//! embedded mode the worker loop adopts the runs a crash interrupted when the server restarts.
+//! Memory stays bounded by the shard size; only the roll-up counters live for the whole scan.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use palisade_model::error::{ErrorCode, ErrorItem, ErrorTarget};
 use palisade_posture::{
-    Attachment, ControlLibrary, Profile, RollupBuilder, ScanInput, ScanPlan, Scope,
+    Attachment, ControlLibrary, PartialRollup, Profile, RollupBuilder, ScanInput, ScanPlan, Scope,
+    ScopeSelector,
 };
-use palisade_store::{EvaluationRow, ResourceFilter, Store, StoredReport};
+use palisade_store::locks::LockPurpose;
+use palisade_store::{EvaluationRow, ResourceFilter, ScanRun, ScanShard, ShardRef, StoredReport};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 use crate::error::{ApiError, ApiResult};
 use crate::routes::v3::{ATTACHMENT, CONTROL_LIBRARY, PROFILE, RULE, SCOPE};
 use crate::service::documents::{self, new_id, timestamp};
 use crate::state::AppState;
 
-/// Resources read and evaluated at a time.
-const CHUNK: u32 = 2_000;
+/// Resources per shard unless configured (`ServerConfig::scan_shard_size`).
+pub const SHARD_SIZE: u32 = 2_000;
+/// How often the worker loop looks for pending shards when processes share the store.
+const SHARED_SWEEP: Duration = Duration::from_millis(500);
+/// How often it looks for interrupted runs in embedded mode (one process: only after a crash).
+const EMBEDDED_SWEEP: Duration = Duration::from_secs(10);
+/// How long the coordinator waits before looking again at shards other processes hold.
+const WAIT_FOR_OTHERS: Duration = Duration::from_millis(100);
 
-/// Attachments being scanned in this process: a second request for the same attachment is
-/// refused instead of running the same scan twice at once. Processes sharing a PostgreSQL store
-/// also hold the attachment's lock (`service::cluster`), so no two of them scan it at once.
-fn running() -> &'static Mutex<HashSet<(String, String)>> {
-    static RUNNING: std::sync::OnceLock<Mutex<HashSet<(String, String)>>> =
-        std::sync::OnceLock::new();
-    RUNNING.get_or_init(Mutex::default)
+/// This process's scan bookkeeping.
+#[derive(Default)]
+pub struct ScanRuntime {
+    /// Attachments being scanned here: a second request for the same attachment is refused
+    /// instead of running the same scan twice at once.
+    running: Mutex<HashSet<(String, String)>>,
+    /// Shards being evaluated here (advisory locks stack within a session, so they cannot tell
+    /// two tasks of one process apart).
+    in_hand: Mutex<HashSet<ShardRef>>,
+    /// Plans of the runs this process works on, built once per run.
+    plans: Mutex<HashMap<(String, String), Arc<Prepared>>>,
 }
 
-/// Removes the attachment from [`running`] when the scan ends, however it ends.
-struct RunningGuard((String, String));
+impl std::fmt::Debug for ScanRuntime {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ScanRuntime")
+            .finish_non_exhaustive()
+    }
+}
 
-impl Drop for RunningGuard {
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes the attachment from [`ScanRuntime::running`] when the scan ends, however it ends.
+struct RunningGuard<'r> {
+    runtime: &'r ScanRuntime,
+    key: (String, String),
+}
+
+impl<'r> RunningGuard<'r> {
+    fn take(runtime: &'r ScanRuntime, instance_id: &str, attachment_id: &str) -> Option<Self> {
+        let key = (instance_id.to_owned(), attachment_id.to_owned());
+        locked(&runtime.running)
+            .insert(key.clone())
+            .then_some(Self { runtime, key })
+    }
+}
+
+impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
-        running()
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.0);
+        locked(&self.runtime.running).remove(&self.key);
+    }
+}
+
+/// A shard this process evaluates (removed from [`ScanRuntime::in_hand`] when dropped).
+struct ShardGuard<'r> {
+    runtime: &'r ScanRuntime,
+    shard: ShardRef,
+    _claim: crate::service::cluster::Claim,
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        locked(&self.runtime.in_hand).remove(&self.shard);
     }
 }
 
@@ -51,59 +124,111 @@ fn parse<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> ApiResult<
         .map_err(|error| ApiError::internal(format!("stored {what} does not parse: {error}")))
 }
 
-/// Runs a scan of an attachment as of `now` (time-based operators, attestation expiry and the
-/// next scheduled time are judged against it) and returns the SCC `Scan` answer.
-pub async fn run_scan(
+/// What a scan evaluates, as the coordinator read it: every worker plans from this snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ScanInputs {
+    attachment: Value,
+    profile: Value,
+    /// The libraries the profile's controls come from.
+    libraries: Vec<Value>,
+    /// The instance's custom rules (the built-in ones come with the binary).
+    rules: Vec<Value>,
+    /// The scopes the attachment names.
+    scopes: Vec<Value>,
+    attestations: Vec<Value>,
+    /// The scan's time: time-based operators and attestation expiry are judged against it.
+    now: DateTime<Utc>,
+}
+
+/// A scan ready to evaluate.
+struct Prepared {
+    plan: ScanPlan,
+    selector: ScopeSelector,
+    now: DateTime<Utc>,
+}
+
+/// Reads what a scan of the attachment evaluates.
+async fn read_inputs(
     state: &AppState,
     instance_id: &str,
     attachment_id: &str,
-    scan_type: &str,
-    now: chrono::DateTime<Utc>,
-) -> ApiResult<Value> {
-    let key = (instance_id.to_owned(), attachment_id.to_owned());
-    if !running()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(key.clone())
-    {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("attachment `{attachment_id}` is being scanned already"),
-        ));
-    }
-    let _guard = RunningGuard(key);
-    // And across the processes sharing the store.
-    let _cluster_guard = state.cluster.lock_scan(instance_id, attachment_id).await?;
+    now: DateTime<Utc>,
+) -> ApiResult<ScanInputs> {
+    let attachment = documents::get(state, instance_id, ATTACHMENT, attachment_id)
+        .await?
+        .body;
+    let profile_id = attachment["profile_id"].as_str().unwrap_or_default();
+    let profile = documents::get(state, instance_id, PROFILE, profile_id)
+        .await?
+        .body;
+    let library_ids: HashSet<&str> = profile["controls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|control| control["control_library_id"].as_str())
+        .collect();
+    // The built-in libraries are among the documents (see `documents::builtin`).
+    let libraries = documents::all(state, instance_id, CONTROL_LIBRARY)
+        .await?
+        .into_iter()
+        .filter(|document| library_ids.contains(document.id.as_str()))
+        .map(|document| document.body)
+        .collect();
+    let rules = documents::all(state, instance_id, RULE)
+        .await?
+        .into_iter()
+        .map(|document| document.body)
+        .collect();
+    let scope_ids: HashSet<&str> = attachment["scope"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|scope| scope["id"].as_str())
+        .collect();
+    let scopes = documents::all(state, instance_id, SCOPE)
+        .await?
+        .into_iter()
+        .filter(|document| scope_ids.contains(document.id.as_str()))
+        .map(|document| document.body)
+        .collect();
+    let attestations = attestation_bodies(state, instance_id, attachment_id).await?;
+    Ok(ScanInputs {
+        attachment,
+        profile,
+        libraries,
+        rules,
+        scopes,
+        attestations,
+        now,
+    })
+}
 
-    let attachment_document = documents::get(state, instance_id, ATTACHMENT, attachment_id).await?;
-    let attachment: Attachment = parse(attachment_document.body.clone(), "attachment")?;
-    let profile: Profile = parse(
-        documents::get(state, instance_id, PROFILE, &attachment.profile_id)
-            .await?
-            .body,
-        "profile",
-    )?;
+/// Plans a scan from its inputs; the errors are the user's (a profile naming unknown controls,
+/// an attachment naming unknown scopes).
+fn prepare(inputs: &ScanInputs) -> ApiResult<Prepared> {
+    let attachment: Attachment = parse(inputs.attachment.clone(), "attachment")?;
+    let profile: Profile = parse(inputs.profile.clone(), "profile")?;
+    let libraries: Vec<ControlLibrary> = inputs
+        .libraries
+        .iter()
+        .map(|library| parse(library.clone(), "control library"))
+        .collect::<ApiResult<_>>()?;
     let builtin = palisade_posture::content::builtin()
         .map_err(|error| ApiError::internal(format!("built-in content: {error:?}")))?;
-    // The built-in libraries are among the documents (see `documents::builtin`).
-    let mut libraries: Vec<ControlLibrary> = Vec::new();
-    for document in documents::all(state, instance_id, CONTROL_LIBRARY).await? {
-        libraries.push(parse(document.body, "control library")?);
-    }
     let mut rules = builtin.rules.clone();
-    for document in documents::all(state, instance_id, RULE).await? {
-        let rule = palisade_rules::parse_rule(&document.body).map_err(|errors| {
+    for body in &inputs.rules {
+        let rule = palisade_rules::parse_rule(body).map_err(|errors| {
             ApiError::internal(format!(
                 "stored rule {} does not parse: {errors:?}",
-                document.id
+                body["id"].as_str().unwrap_or_default()
             ))
         })?;
         rules.push(rule);
     }
-    let scopes: Vec<Scope> = documents::all(state, instance_id, SCOPE)
-        .await?
-        .into_iter()
-        .map(|document| parse(document.body, "scope"))
+    let scopes: Vec<Scope> = inputs
+        .scopes
+        .iter()
+        .map(|scope| parse(scope.clone(), "scope"))
         .collect::<ApiResult<_>>()?;
     let selector = palisade_posture::resolve_attachment_scopes(&attachment.scope, |id| {
         scopes.iter().find(|scope| scope.id == id)
@@ -120,155 +245,486 @@ pub async fn run_scan(
                 .collect(),
         )
     })?;
+    let attestations: Vec<palisade_posture::Attestation> = inputs
+        .attestations
+        .iter()
+        .map(|attestation| parse(attestation.clone(), "attestation"))
+        .collect::<ApiResult<_>>()?;
+    let plan = ScanPlan::new(ScanInput {
+        profile: &profile,
+        libraries: &libraries,
+        rules: &rules,
+        attachment_parameters: &attachment.attachment_parameters,
+        attestations: &attestations,
+        now: inputs.now,
+    })
+    .map_err(|error| {
+        ApiError::new(
+            ErrorCode::InvalidField,
+            format!("the attachment's profile cannot be scanned: {error}"),
+        )
+    })?;
+    Ok(Prepared {
+        plan,
+        selector,
+        now: inputs.now,
+    })
+}
 
-    let attestations = attestations_of(state, instance_id, attachment_id).await?;
-    let notifications = attachment.notifications.clone();
-    let attachment_name = attachment.name.clone();
-    let report_id = new_id();
-    let store: Arc<dyn Store> = state.store.clone();
-    let instance = instance_id.to_owned();
-    let scan_report_id = report_id.clone();
-    let handle = tokio::runtime::Handle::current();
-    // The scan is CPU work with store reads and writes between chunks: it runs on a blocking
-    // thread and drives the async store through the runtime handle.
-    let rollup = tokio::task::spawn_blocking(move || -> ApiResult<palisade_posture::Rollup> {
-        let plan = ScanPlan::new(ScanInput {
-            profile: &profile,
-            libraries: &libraries,
-            rules: &rules,
-            attachment_parameters: &attachment.attachment_parameters,
-            attestations: &attestations,
-            now,
-        })
-        .map_err(|error| {
-            ApiError::new(
-                ErrorCode::InvalidField,
-                format!("the attachment's profile cannot be scanned: {error}"),
-            )
-        })?;
-        let mut builder = RollupBuilder::new(&plan);
-        for (service_name, resource_kind) in plan.targets() {
-            let mut filter = ResourceFilter {
-                service_name: Some(service_name),
-                resource_kind: Some(resource_kind),
-                limit: Some(CHUNK),
-                ..ResourceFilter::default()
-            };
-            loop {
-                let page = handle.block_on(store.list_resources(&instance, &filter))?;
-                let Some(last) = page.last().map(|resource| resource.id.clone()) else {
-                    break;
-                };
-                let in_scope: Vec<_> = page
-                    .into_iter()
-                    .filter(|resource| selector.matches(resource))
-                    .collect();
-                let evaluations = plan.evaluate_chunk(&in_scope, now);
-                let rows: Vec<EvaluationRow> = evaluations
-                    .iter()
-                    .map(|evaluation| EvaluationRow {
-                        rule_id: evaluation.rule_id.clone(),
-                        resource_id: evaluation.resource_id.clone(),
-                        status: evaluation.status.as_str().to_owned(),
-                        body: serde_json::to_value(evaluation).unwrap_or(Value::Null),
-                    })
-                    .collect();
-                handle.block_on(store.insert_evaluations(&instance, &scan_report_id, &rows))?;
-                builder.add_chunk(&in_scope, &evaluations);
-                filter.after = Some(last);
-            }
+/// The plan of a run, built once per process.
+fn prepared_of(state: &AppState, run: &ScanRun) -> ApiResult<Arc<Prepared>> {
+    let key = (run.instance_id.clone(), run.report_id.clone());
+    if let Some(prepared) = locked(&state.scans.plans).get(&key) {
+        return Ok(prepared.clone());
+    }
+    let inputs: ScanInputs = parse(run.input.clone(), "scan run input")?;
+    let prepared = Arc::new(prepare(&inputs)?);
+    locked(&state.scans.plans).insert(key, prepared.clone());
+    Ok(prepared)
+}
+
+fn forget_plan(state: &AppState, instance_id: &str, report_id: &str) {
+    locked(&state.scans.plans).remove(&(instance_id.to_owned(), report_id.to_owned()));
+}
+
+/// Cuts each target of the plan into ranges of `size` resources by id.
+async fn cut_into_shards(
+    state: &AppState,
+    instance_id: &str,
+    plan: &ScanPlan,
+    size: u32,
+) -> ApiResult<Vec<ScanShard>> {
+    let mut shards = Vec::new();
+    for (service_name, resource_kind) in plan.targets() {
+        let filter = ResourceFilter {
+            service_name: Some(service_name.clone()),
+            resource_kind: Some(resource_kind.clone()),
+            ..ResourceFilter::default()
+        };
+        let boundaries = state
+            .store
+            .resource_id_boundaries(instance_id, &filter, size)
+            .await?;
+        let mut after = None;
+        for until in boundaries.into_iter().map(Some).chain([None]) {
+            shards.push(ScanShard {
+                shard: u32::try_from(shards.len()).unwrap_or(u32::MAX),
+                service_name: service_name.clone(),
+                resource_kind: resource_kind.clone(),
+                after_id: after.take(),
+                until_id: until.clone(),
+            });
+            after = until;
         }
-        Ok(builder.finish())
+    }
+    Ok(shards)
+}
+
+/// Runs a scan of an attachment as of `now` (time-based operators, attestation expiry and the
+/// next scheduled time are judged against it) and returns the SCC `Scan` answer once its
+/// report is stored.
+pub async fn run_scan(
+    state: &AppState,
+    instance_id: &str,
+    attachment_id: &str,
+    scan_type: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Value> {
+    let Some(_running) = RunningGuard::take(&state.scans, instance_id, attachment_id) else {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("attachment `{attachment_id}` is being scanned already"),
+        ));
+    };
+    // And across the processes sharing the store.
+    let _claim = state.cluster.lock_scan(instance_id, attachment_id).await?;
+
+    let inputs = read_inputs(state, instance_id, attachment_id, now).await?;
+    let prepared = Arc::new(prepare(&inputs)?);
+    let shard_size = state.config.scan_shard_size.max(1);
+    let shards = cut_into_shards(state, instance_id, &prepared.plan, shard_size).await?;
+    let run = ScanRun {
+        instance_id: instance_id.to_owned(),
+        report_id: new_id(),
+        attachment_id: attachment_id.to_owned(),
+        scan_type: scan_type.to_owned(),
+        started_at: now,
+        status: "running".into(),
+        shards: u32::try_from(shards.len()).unwrap_or(u32::MAX),
+        input: serde_json::to_value(&inputs)
+            .map_err(|error| ApiError::internal(format!("scan inputs: {error}")))?,
+        reason: None,
+    };
+    locked(&state.scans.plans).insert(
+        (run.instance_id.clone(), run.report_id.clone()),
+        prepared.clone(),
+    );
+    let outcome = async {
+        state.store.create_scan_run(&run, &shards).await?;
+        drive_run(state, &run).await
+    }
+    .await;
+    forget_plan(state, instance_id, &run.report_id);
+    outcome
+}
+
+/// Evaluates the run's pending shards (waiting for those other processes hold) and assembles
+/// the report; returns the SCC `Scan` answer.
+async fn drive_run(state: &AppState, run: &ScanRun) -> ApiResult<Value> {
+    loop {
+        let pending: Vec<u32> = state
+            .store
+            .scan_shard_partials(&run.instance_id, &run.report_id)
+            .await?
+            .into_iter()
+            .filter_map(|(shard, partial)| partial.is_none().then_some(shard))
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        let mut evaluated = false;
+        for shard in pending {
+            let shard = ShardRef {
+                instance_id: run.instance_id.clone(),
+                report_id: run.report_id.clone(),
+                shard,
+            };
+            evaluated |= evaluate_shard(state, run, &shard).await?;
+        }
+        if !evaluated {
+            // Every pending shard is in another worker's hands; if that worker dies, its lock
+            // goes and the shard is ours at the next look.
+            tokio::time::sleep(WAIT_FOR_OTHERS).await;
+        }
+    }
+    assemble(state, run).await
+}
+
+/// Claims a shard for this process: `None` when another task or process has it.
+async fn claim_shard<'s>(
+    state: &'s AppState,
+    shard: &ShardRef,
+) -> ApiResult<Option<ShardGuard<'s>>> {
+    if !locked(&state.scans.in_hand).insert(shard.clone()) {
+        return Ok(None);
+    }
+    let name = format!("{}/{}/{}", shard.instance_id, shard.report_id, shard.shard);
+    match state.cluster.claim(LockPurpose::ScanShard, &name).await {
+        Ok(Some(claim)) => Ok(Some(ShardGuard {
+            runtime: &state.scans,
+            shard: shard.clone(),
+            _claim: claim,
+        })),
+        outcome => {
+            locked(&state.scans.in_hand).remove(shard);
+            outcome.map(|_| None)
+        }
+    }
+}
+
+/// Evaluates one shard if no one else is: true when this call did the work.
+async fn evaluate_shard(state: &AppState, run: &ScanRun, shard: &ShardRef) -> ApiResult<bool> {
+    let Some(_guard) = claim_shard(state, shard).await? else {
+        return Ok(false);
+    };
+    let Some((range, done)) = state
+        .store
+        .get_scan_shard(&shard.instance_id, &shard.report_id, shard.shard)
+        .await?
+    else {
+        return Ok(false);
+    };
+    if done {
+        return Ok(false);
+    }
+    let prepared = prepared_of(state, run)?;
+    let page_size = state.config.scan_shard_size.max(1);
+    let mut filter = ResourceFilter {
+        service_name: Some(range.service_name),
+        resource_kind: Some(range.resource_kind),
+        after: range.after_id,
+        until: range.until_id,
+        limit: Some(page_size),
+        ..ResourceFilter::default()
+    };
+    let mut builder_input = Vec::new();
+    // Usually one page: a shard holds `scan_shard_size` resources unless more were pushed into
+    // its range since it was cut.
+    loop {
+        let page = state
+            .store
+            .list_resources(&shard.instance_id, &filter)
+            .await?;
+        let full = page.len() >= page_size as usize;
+        filter.after = page.last().map(|resource| resource.id.clone());
+        builder_input.extend(
+            page.into_iter()
+                .filter(|resource| prepared.selector.matches(resource)),
+        );
+        if !full {
+            break;
+        }
+    }
+    // Evaluation is CPU work (parallel inside the engine): off the async threads.
+    let (rows, partial) = tokio::task::spawn_blocking(move || {
+        let evaluations = prepared.plan.evaluate_chunk(&builder_input, prepared.now);
+        let rows: Vec<EvaluationRow> = evaluations
+            .iter()
+            .map(|evaluation| EvaluationRow {
+                rule_id: evaluation.rule_id.clone(),
+                resource_id: evaluation.resource_id.clone(),
+                status: evaluation.status.as_str().to_owned(),
+                body: serde_json::to_value(evaluation).unwrap_or(Value::Null),
+            })
+            .collect();
+        let mut builder = RollupBuilder::new(&prepared.plan);
+        builder.add_chunk(&builder_input, &evaluations);
+        (rows, builder.into_partial())
     })
     .await
-    .map_err(|error| ApiError::internal(format!("scan task failed: {error}")))??;
+    .map_err(|error| ApiError::internal(format!("scan shard task failed: {error}")))?;
+    let partial = serde_json::to_value(&partial)
+        .map_err(|error| ApiError::internal(format!("shard roll-up: {error}")))?;
+    let completed = state
+        .store
+        .complete_scan_shard(
+            &shard.instance_id,
+            &shard.report_id,
+            shard.shard,
+            &rows,
+            &partial,
+        )
+        .await?;
+    if completed {
+        metrics::counter!("palisade_scan_shards_evaluated_total").increment(1);
+    }
+    Ok(completed)
+}
 
-    let time = timestamp(now);
-    let profile_body = documents::get(
-        state,
-        instance_id,
-        PROFILE,
-        attachment_document.body["profile_id"]
-            .as_str()
-            .unwrap_or_default(),
-    )
-    .await?
-    .body;
+/// Merges the shards' counters into the report, stores it with the run's end, then records the
+/// threshold finding and the attachment's last scan. Returns the SCC `Scan` answer.
+async fn assemble(state: &AppState, run: &ScanRun) -> ApiResult<Value> {
+    let inputs: ScanInputs = parse(run.input.clone(), "scan run input")?;
+    let prepared = prepared_of(state, run)?;
+    let partials = state
+        .store
+        .scan_shard_partials(&run.instance_id, &run.report_id)
+        .await?;
+    let mut builder = RollupBuilder::new(&prepared.plan);
+    for (shard, partial) in partials {
+        let Some(partial) = partial else {
+            return Err(ApiError::internal(format!(
+                "scan {} assembled with shard {shard} pending",
+                run.report_id
+            )));
+        };
+        let partial: PartialRollup = parse(partial, "shard roll-up")?;
+        builder.add_partial(&partial);
+    }
+    let rollup = builder.finish();
+    let (instance_id, attachment_id, report_id) =
+        (&run.instance_id, &run.attachment_id, &run.report_id);
+    let attachment = &inputs.attachment;
+    let profile = &inputs.profile;
+    let time = timestamp(inputs.now);
     let report = json!({
         "id": report_id,
-        "type": scan_type,
-        "group_id": format!("{}:{}", profile_body["id"].as_str().unwrap_or_default(), attachment_id),
+        "type": run.scan_type,
+        "group_id": format!("{}:{}", profile["id"].as_str().unwrap_or_default(), attachment_id),
         "created_on": time,
         "scan_time": time,
         "cos_object": "",
         "instance_id": instance_id,
-        "account": {"id": attachment_document.body["account_id"], "name": "", "type": "account"},
-        "profile": {"id": profile_body["id"], "name": profile_body["profile_name"], "version": profile_body["profile_version"]},
-        "scope": {"id": attachment_document.body["scope"][0]["id"], "name": "", "href": ""},
+        "account": {"id": attachment["account_id"], "name": "", "type": "account"},
+        "profile": {"id": profile["id"], "name": profile["profile_name"], "version": profile["profile_version"]},
+        "scope": {"id": attachment["scope"][0]["id"], "name": "", "href": ""},
         "scopes": [],
-        "attachment": {"id": attachment_id, "name": attachment_document.body["name"], "description": attachment_document.body["description"], "schedule": attachment_document.body["schedule"], "scope": attachment_document.body["scope"]},
+        "attachment": {"id": attachment_id, "name": attachment["name"], "description": attachment["description"], "schedule": attachment["schedule"], "scope": attachment["scope"]},
         "controls_summary": rollup.controls_summary,
         "evaluations_summary": rollup.evaluations_summary,
         "tags": {"user": [], "access": [], "service": []},
-        "additional_details": {"id": attachment_id, "created_by": "palisade"},
+        "additional_details": {"id": attachment_id, "created_by": "palisade", "shards": run.shards},
         "rollup": rollup,
     });
-    state
+    let finished = state
         .store
-        .put_report(
+        .finish_scan_run(
             instance_id,
             &StoredReport {
                 id: report_id.clone(),
-                attachment_id: attachment_id.to_owned(),
-                profile_id: profile_body["id"].as_str().unwrap_or_default().to_owned(),
-                scan_type: scan_type.to_owned(),
-                created_on: now,
+                attachment_id: attachment_id.clone(),
+                profile_id: profile["id"].as_str().unwrap_or_default().to_owned(),
+                scan_type: run.scan_type.clone(),
+                created_on: inputs.now,
                 body: report,
             },
         )
         .await?;
-
-    record_threshold_breach(
-        state,
-        instance_id,
-        attachment_document.body["account_id"].as_str(),
-        (attachment_id, &attachment_name, &notifications),
-        &report_id,
-        &rollup,
-        now,
-    )
-    .await?;
-
-    // Record the scan on the attachment (last_scan, next_scan_time).
-    let mut attachment_body = attachment_document.body.clone();
-    attachment_body["last_scan"] = json!({"id": report_id, "status": "completed", "time": time});
-    let schedule = attachment_body["schedule"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let next = crate::routes::v3::attachments::next_scan_time(&schedule, Some(now), now);
-    attachment_body["next_scan_time"] = next.map_or(Value::Null, |next| json!(timestamp(next)));
-    documents::replace(
-        state,
-        instance_id,
-        ATTACHMENT,
-        attachment_id,
-        &attachment_body,
-        None,
-    )
-    .await?;
-
+    let schedule = attachment["schedule"].as_str().unwrap_or_default();
+    let next =
+        crate::routes::v3::attachments::next_scan_time(schedule, Some(inputs.now), inputs.now)
+            .map_or(Value::Null, |next| json!(timestamp(next)));
+    if finished {
+        let notifications: palisade_posture::model::AttachmentNotifications = parse(
+            attachment["notifications"].clone(),
+            "attachment notifications",
+        )
+        .unwrap_or_default();
+        record_threshold_breach(
+            state,
+            instance_id,
+            attachment["account_id"].as_str(),
+            (
+                attachment_id,
+                attachment["name"].as_str().unwrap_or_default(),
+                &notifications,
+            ),
+            report_id,
+            &rollup,
+            inputs.now,
+        )
+        .await?;
+        record_last_scan(state, run, &time, &next).await?;
+    }
     Ok(json!({
         "id": new_id(),
-        "account_id": attachment_document.body["account_id"],
+        "account_id": attachment["account_id"],
         "attachment_id": attachment_id,
         "report_id": report_id,
         "status": "completed",
         "last_scan_time": time,
-        "next_scan_time": attachment_body["next_scan_time"],
-        "scan_type": scan_type,
+        "next_scan_time": next,
+        "scan_type": run.scan_type,
         "occurence": 1,
     }))
+}
+
+/// Records the scan on the attachment as it is now (`last_scan`, `next_scan_time`); an
+/// attachment deleted meanwhile is left deleted.
+async fn record_last_scan(
+    state: &AppState,
+    run: &ScanRun,
+    time: &str,
+    next: &Value,
+) -> ApiResult<()> {
+    let Some(document) = state
+        .store
+        .get_document(&run.instance_id, ATTACHMENT.store_kind, &run.attachment_id)
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut body = document.body;
+    body["last_scan"] = json!({"id": run.report_id, "status": "completed", "time": time});
+    body["next_scan_time"] = next.clone();
+    documents::replace(
+        state,
+        &run.instance_id,
+        ATTACHMENT,
+        &run.attachment_id,
+        &body,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Starts the scan worker loop: evaluates other processes' pending shards when the store is
+/// shared, and adopts runs whose coordinator died (or, embedded, that a crash interrupted).
+/// Stops when `shutdown` turns true.
+pub fn spawn_worker(
+    state: AppState,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let pause = if state.cluster.shared() {
+            SHARED_SWEEP
+        } else {
+            EMBEDDED_SWEEP
+        };
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if let Err(error) = sweep(&state).await {
+                tracing::warn!(error = %error, "scan worker pass failed");
+            }
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    })
+}
+
+/// One pass of the worker loop (public for tests): helps with pending shards (shared store),
+/// then adopts running runs nobody coordinates. Returns how many runs it finished.
+pub async fn sweep(state: &AppState) -> ApiResult<usize> {
+    if state.cluster.shared() {
+        for shard in state.store.pending_scan_shards(64).await? {
+            let Some(run) = state
+                .store
+                .get_scan_run(&shard.instance_id, &shard.report_id)
+                .await?
+            else {
+                continue;
+            };
+            if let Err(error) = evaluate_shard(state, &run, &shard).await {
+                tracing::warn!(report = %shard.report_id, shard = shard.shard, error = %error, "scan shard failed");
+            }
+        }
+    }
+    let mut finished = 0;
+    for run in state.store.running_scan_runs(16).await? {
+        if adopt(state, &run).await? {
+            finished += 1;
+        }
+    }
+    Ok(finished)
+}
+
+/// Finishes a run whose coordinator is gone; false when it has one.
+async fn adopt(state: &AppState, run: &ScanRun) -> ApiResult<bool> {
+    let Some(_running) = RunningGuard::take(&state.scans, &run.instance_id, &run.attachment_id)
+    else {
+        return Ok(false);
+    };
+    let Ok(_claim) = state
+        .cluster
+        .lock_scan(&run.instance_id, &run.attachment_id)
+        .await
+    else {
+        return Ok(false);
+    };
+    // The coordinator may have finished between the listing and the claim.
+    let Some(run) = state
+        .store
+        .get_scan_run(&run.instance_id, &run.report_id)
+        .await?
+        .filter(|run| run.status == "running")
+    else {
+        return Ok(false);
+    };
+    tracing::info!(instance = %run.instance_id, report = %run.report_id, "adopting a scan whose coordinator is gone");
+    let outcome = match prepared_of(state, &run) {
+        Ok(_) => drive_run(state, &run).await.map(|_| true),
+        Err(error) => {
+            // Its inputs no longer plan (this binary's built-in content changed?): give it up
+            // rather than retry forever.
+            state
+                .store
+                .abandon_scan_run(&run.instance_id, &run.report_id, &error.to_string())
+                .await?;
+            tracing::warn!(report = %run.report_id, error = %error, "scan run abandoned");
+            Ok(false)
+        }
+    };
+    forget_plan(state, &run.instance_id, &run.report_id);
+    outcome
 }
 
 /// The note of threshold-breach findings.
@@ -409,17 +865,30 @@ pub fn attestation_id(
     }
 }
 
+/// The attestation documents of an attachment (expired ones included: the engine ignores them).
+async fn attestation_bodies(
+    state: &AppState,
+    instance_id: &str,
+    attachment_id: &str,
+) -> ApiResult<Vec<Value>> {
+    let prefix = format!("{attachment_id}/");
+    Ok(documents::all(state, instance_id, ATTESTATION)
+        .await?
+        .into_iter()
+        .filter(|document| document.id.starts_with(&prefix))
+        .map(|document| document.body)
+        .collect())
+}
+
 /// Every attestation of an attachment (expired ones included: the engine ignores them).
 pub async fn attestations_of(
     state: &AppState,
     instance_id: &str,
     attachment_id: &str,
 ) -> ApiResult<Vec<palisade_posture::Attestation>> {
-    let prefix = format!("{attachment_id}/");
-    documents::all(state, instance_id, ATTESTATION)
+    attestation_bodies(state, instance_id, attachment_id)
         .await?
         .into_iter()
-        .filter(|document| document.id.starts_with(&prefix))
-        .map(|document| parse(document.body, "attestation"))
+        .map(|body| parse(body, "attestation"))
         .collect()
 }

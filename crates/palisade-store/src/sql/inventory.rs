@@ -53,6 +53,10 @@ fn filter_sql(filter: &ResourceFilter, with_page: bool) -> (String, Vec<String>)
         binds.push(after.clone());
         conditions.push_str(&format!(" AND r.id > ${}", binds.len() + 1));
     }
+    if with_page && let Some(until) = &filter.until {
+        binds.push(until.clone());
+        conditions.push_str(&format!(" AND r.id <= ${}", binds.len() + 1));
+    }
     (conditions, binds)
 }
 
@@ -338,6 +342,32 @@ impl InventoryStore for SqlStore {
             .try_get(0)
             .map_err(corrupt)?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn resource_id_boundaries(
+        &self,
+        instance_id: &str,
+        filter: &ResourceFilter,
+        every: u32,
+    ) -> StoreResult<Vec<String>> {
+        let (conditions, binds) = filter_sql(filter, false);
+        let statement = self.sql(&format!(
+            "SELECT id FROM (SELECT r.id, ROW_NUMBER() OVER (ORDER BY r.id) AS position \
+             FROM resources r WHERE r.instance_id = $1{conditions}) numbered \
+             WHERE position % ${} = 0 ORDER BY id",
+            binds.len() + 2
+        ));
+        let mut query = sqlx::query(statement).bind(instance_id);
+        for value in &binds {
+            query = query.bind(value.clone());
+        }
+        query
+            .bind(i64::from(every.max(1)))
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0).map_err(corrupt))
+            .collect()
     }
 
     async fn resource_history(

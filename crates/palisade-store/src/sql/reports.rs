@@ -122,11 +122,13 @@ impl SqlStore {
         };
         Ok(rows)
     }
-}
-
-#[async_trait]
-impl ReportStore for SqlStore {
-    async fn put_report(&self, instance_id: &str, report: &StoredReport) -> StoreResult<()> {
+    /// Stores (or replaces) a report on a connection (or inside a transaction).
+    pub(super) async fn write_report(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        instance_id: &str,
+        report: &StoredReport,
+    ) -> StoreResult<()> {
         let [passed, scored, controls_failing, evaluations] = summary_columns(&report.body);
         sqlx::query(self.sql(&format!(
             "INSERT INTO reports (instance_id, {REPORT_COLUMNS}, score_passed, score_total, controls_failing, evaluation_count) \
@@ -146,10 +148,63 @@ impl ReportStore for SqlStore {
         .bind(scored)
         .bind(controls_failing)
         .bind(evaluations)
-        .execute(self.pool())
+        .execute(&mut *connection)
         .await
         .map_err(|error| classify(error, &format!("report {}", report.id)))?;
         Ok(())
+    }
+
+    /// Inserts evaluations of a report on a connection (or inside a transaction); a row
+    /// already there is kept.
+    pub(super) async fn write_evaluations(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        instance_id: &str,
+        report_id: &str,
+        rows: &[EvaluationRow],
+    ) -> StoreResult<()> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let base = row * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        base + 1,
+                        base + 2,
+                        base + 3,
+                        base + 4,
+                        base + 5,
+                        base + 6
+                    )
+                })
+                .collect();
+            let statement = self.sql(&format!(
+                "INSERT INTO evaluations (instance_id, report_id, rule_id, resource_id, status, body) VALUES {} \
+                 ON CONFLICT (instance_id, report_id, rule_id, resource_id) DO NOTHING",
+                values.join(", ")
+            ));
+            let mut query = sqlx::query(statement);
+            for row in chunk {
+                query = query
+                    .bind(instance_id)
+                    .bind(report_id)
+                    .bind(row.rule_id.clone())
+                    .bind(row.resource_id.clone())
+                    .bind(row.status.clone())
+                    .bind(row.body.to_string());
+            }
+            query.execute(&mut *connection).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ReportStore for SqlStore {
+    async fn put_report(&self, instance_id: &str, report: &StoredReport) -> StoreResult<()> {
+        let mut connection = self.pool().acquire().await?;
+        self.write_report(&mut connection, instance_id, report)
+            .await
     }
 
     async fn get_report(
@@ -201,38 +256,8 @@ impl ReportStore for SqlStore {
         rows: &[EvaluationRow],
     ) -> StoreResult<()> {
         let mut transaction = self.pool().begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|row| {
-                    let base = row * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
-                        base + 1,
-                        base + 2,
-                        base + 3,
-                        base + 4,
-                        base + 5,
-                        base + 6
-                    )
-                })
-                .collect();
-            let statement = self.sql(&format!(
-                "INSERT INTO evaluations (instance_id, report_id, rule_id, resource_id, status, body) VALUES {} \
-                 ON CONFLICT (instance_id, report_id, rule_id, resource_id) DO NOTHING",
-                values.join(", ")
-            ));
-            let mut query = sqlx::query(statement);
-            for row in chunk {
-                query = query
-                    .bind(instance_id)
-                    .bind(report_id)
-                    .bind(row.rule_id.clone())
-                    .bind(row.resource_id.clone())
-                    .bind(row.status.clone())
-                    .bind(row.body.to_string());
-            }
-            query.execute(&mut *transaction).await?;
-        }
+        self.write_evaluations(&mut transaction, instance_id, report_id, rows)
+            .await?;
         transaction.commit().await?;
         Ok(())
     }

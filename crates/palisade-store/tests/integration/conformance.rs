@@ -23,6 +23,7 @@ use crate::insights::{
     bus_batches_are_claimed_exactly_once_issue_11, ingest_batches_complete_exactly_once,
     intel_feeds_are_replaced_and_scoped,
 };
+use crate::scans::scan_shards_complete_once_and_assemble_atomically_issue_11;
 use crate::sessions::{
     report_summaries_list_without_rollups, sessions_expire_sign_out_and_end_with_their_key,
 };
@@ -457,4 +458,5 @@ conformance_suite!(
     collectors_register_once_and_revoke_on_delete_issue_5,
     sessions_expire_sign_out_and_end_with_their_key,
     report_summaries_list_without_rollups,
+    scan_shards_complete_once_and_assemble_atomically_issue_11,
 );

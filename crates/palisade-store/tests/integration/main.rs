@@ -7,4 +7,5 @@ mod findings;
 mod insights;
 mod inventory;
 mod locks;
+mod scans;
 mod sessions;
