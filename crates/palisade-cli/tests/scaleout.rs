@@ -5,8 +5,10 @@
 //!   are ingested by three concurrent senders; the process owning the instance's partition is
 //!   killed with SIGKILL mid-ingest, right after it was asked to scan. Every acknowledged record
 //!   must be in the findings exactly once (each event has its own target, so each is its own
-//!   finding with an occurrence count), no record counts twice, a scan on a survivor finishes
-//!   with the report of the undisturbed scan taken before, and no other report is visible.
+//!   finding with an occurrence count), no record counts twice; the scan the victim was
+//!   coordinating (in shards of 50 resources that every process helps with) is adopted and
+//!   finished by a survivor, a new scan on a survivor finishes too, and every report equals the
+//!   undisturbed scan's.
 //! - Embedded mode: one process on SQLite killed with SIGKILL mid-ingest and restarted on the
 //!   same data directory: every acknowledged event and inventory push is there once, and every
 //!   push is there whole or not at all.
@@ -172,6 +174,17 @@ async fn owned_partitions(url: &str) -> Option<BTreeSet<u32>> {
             })
             .collect(),
     )
+}
+
+/// Scan shards a process evaluated, from its `/metrics` (0 before its first).
+async fn shards_evaluated(url: &str) -> u64 {
+    let text = http_get(&format!("{url}/metrics"))
+        .await
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|line| line.strip_prefix("palisade_scan_shards_evaluated_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
 }
 
 /// A plain HTTP/1.0 GET (the metrics route needs no key and answers text, not JSON).
@@ -354,6 +367,9 @@ fn scaled_args(store_url: &str, nats_url: &str, prefix: &str) -> Vec<String> {
         &PARTITIONS.to_string(),
         "--bus-ack-wait",
         "2",
+        // 1,200 buckets in shards of 50: every process can take part in a scan.
+        "--scan-shard-size",
+        "50",
     ]
     .iter()
     .map(|arg| (*arg).to_owned())
@@ -560,6 +576,22 @@ fn issue_11_three_processes_lose_nothing_when_one_is_killed() {
             "the instance's partition moved to a survivor"
         );
 
+        // The scan the victim coordinated is adopted by a survivor and finished (if it had not
+        // finished before the kill): no run stays running.
+        let store = palisade_store::connect(&store_url).await.expect("store");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !store
+            .running_scan_runs(10)
+            .await
+            .expect("runs")
+            .is_empty()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the dead coordinator's scan was never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         // The scan finishes on a survivor with the undisturbed scan's report, and no report of
         // the attachment differs from it (the dead process's scan left nothing visible).
         let after_id = scan(&clients[alive[1]], &instance_id, &attachment_id).await;
@@ -577,6 +609,14 @@ fn issue_11_three_processes_lose_nothing_when_one_is_killed() {
             .expect("reports");
         let reports = reports["reports"].as_array().expect("reports").clone();
         assert!(reports.len() >= 2);
+        let mut shards = Vec::new();
+        for index in &alive {
+            shards.push(shards_evaluated(&urls[*index]).await);
+        }
+        eprintln!(
+            "issue 11 scaled: {} reports, shards evaluated by the survivors: {shards:?}",
+            reports.len()
+        );
         for report in reports {
             let id = report["id"].as_str().expect("id");
             assert_eq!(

@@ -66,6 +66,12 @@ pub trait ScanStore {
     async fn running_scan_runs(&self, limit: u32) -> StoreResult<Vec<ScanRun>>;
     /// Pending shards of running runs, in every instance (a worker's sweep), oldest run first.
     async fn pending_scan_shards(&self, limit: u32) -> StoreResult<Vec<ShardRef>>;
+    /// The pending shards of one run, in shard order.
+    async fn pending_shards_of_run(
+        &self,
+        instance_id: &str,
+        report_id: &str,
+    ) -> StoreResult<Vec<u32>>;
     /// One shard and whether it is done.
     async fn get_scan_shard(
         &self,

@@ -29,6 +29,7 @@
 //! Memory stays bounded by the shard size; only the roll-up counters live for the whole scan.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +70,15 @@ pub struct ScanRuntime {
     in_hand: Mutex<HashSet<ShardRef>>,
     /// Plans of the runs this process works on, built once per run.
     plans: Mutex<HashMap<(String, String), Arc<Prepared>>>,
+    /// Shards this process evaluated and committed.
+    shards_evaluated: AtomicU64,
+}
+
+impl ScanRuntime {
+    /// How many shards this process evaluated and committed since it started.
+    pub fn shards_evaluated(&self) -> u64 {
+        self.shards_evaluated.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for ScanRuntime {
@@ -86,21 +96,22 @@ fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Removes the attachment from [`ScanRuntime::running`] when the scan ends, however it ends.
-struct RunningGuard<'r> {
-    runtime: &'r ScanRuntime,
+struct RunningGuard {
+    runtime: Arc<ScanRuntime>,
     key: (String, String),
 }
 
-impl<'r> RunningGuard<'r> {
-    fn take(runtime: &'r ScanRuntime, instance_id: &str, attachment_id: &str) -> Option<Self> {
+impl RunningGuard {
+    fn take(runtime: &Arc<ScanRuntime>, instance_id: &str, attachment_id: &str) -> Option<Self> {
         let key = (instance_id.to_owned(), attachment_id.to_owned());
-        locked(&runtime.running)
-            .insert(key.clone())
-            .then_some(Self { runtime, key })
+        locked(&runtime.running).insert(key.clone()).then(|| Self {
+            runtime: runtime.clone(),
+            key,
+        })
     }
 }
 
-impl Drop for RunningGuard<'_> {
+impl Drop for RunningGuard {
     fn drop(&mut self) {
         locked(&self.runtime.running).remove(&self.key);
     }
@@ -323,6 +334,10 @@ async fn cut_into_shards(
 /// Runs a scan of an attachment as of `now` (time-based operators, attestation expiry and the
 /// next scheduled time are judged against it) and returns the SCC `Scan` answer once its
 /// report is stored.
+///
+/// The scan runs in a task of its own: a request that is dropped (timed out, its client gone)
+/// must not cancel it between the statements of a store transaction, which could leave the
+/// transaction open and its rows locked; the scan finishes and its report appears.
 pub async fn run_scan(
     state: &AppState,
     instance_id: &str,
@@ -330,15 +345,85 @@ pub async fn run_scan(
     scan_type: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Value> {
-    let Some(_running) = RunningGuard::take(&state.scans, instance_id, attachment_id) else {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("attachment `{attachment_id}` is being scanned already"),
-        ));
-    };
-    // And across the processes sharing the store.
-    let _claim = state.cluster.lock_scan(instance_id, attachment_id).await?;
+    let (state, instance_id, attachment_id, scan_type) = (
+        state.clone(),
+        instance_id.to_owned(),
+        attachment_id.to_owned(),
+        scan_type.to_owned(),
+    );
+    detached(async move {
+        let Some(_running) = RunningGuard::take(&state.scans, &instance_id, &attachment_id) else {
+            return Err(scanned_already(&attachment_id));
+        };
+        // And across the processes sharing the store.
+        let _claim = state
+            .cluster
+            .lock_scan(&instance_id, &attachment_id)
+            .await?;
+        let run = create_run(&state, &instance_id, &attachment_id, &scan_type, now).await?;
+        let outcome = drive_run(&state, &run).await;
+        forget_plan(&state, &instance_id, &run.report_id);
+        outcome
+    })
+    .await
+}
 
+/// Starts a scan and leaves it to the scan workers (see [`sweep`]), which evaluate its shards
+/// and assemble its report; returns the report id it will have. The same checks as
+/// [`run_scan`] apply before anything is recorded.
+pub async fn start_scan(
+    state: &AppState,
+    instance_id: &str,
+    attachment_id: &str,
+    scan_type: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<String> {
+    let (state, instance_id, attachment_id, scan_type) = (
+        state.clone(),
+        instance_id.to_owned(),
+        attachment_id.to_owned(),
+        scan_type.to_owned(),
+    );
+    detached(async move {
+        let Some(_running) = RunningGuard::take(&state.scans, &instance_id, &attachment_id) else {
+            return Err(scanned_already(&attachment_id));
+        };
+        let _claim = state
+            .cluster
+            .lock_scan(&instance_id, &attachment_id)
+            .await?;
+        let run = create_run(&state, &instance_id, &attachment_id, &scan_type, now).await?;
+        forget_plan(&state, &instance_id, &run.report_id);
+        Ok(run.report_id)
+    })
+    .await
+}
+
+/// Runs store work to its end even when the caller is dropped.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = ApiResult<T>> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::spawn(work)
+        .await
+        .map_err(|error| ApiError::internal(format!("scan task failed: {error}")))?
+}
+
+fn scanned_already(attachment_id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        format!("attachment `{attachment_id}` is being scanned already"),
+    )
+}
+
+/// Reads and checks the scan's inputs, cuts it into shards and records the run (its plan kept
+/// for this process). The caller holds the attachment's claims.
+async fn create_run(
+    state: &AppState,
+    instance_id: &str,
+    attachment_id: &str,
+    scan_type: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<ScanRun> {
     let inputs = read_inputs(state, instance_id, attachment_id, now).await?;
     let prepared = Arc::new(prepare(&inputs)?);
     let shard_size = state.config.scan_shard_size.max(1);
@@ -355,30 +440,19 @@ pub async fn run_scan(
             .map_err(|error| ApiError::internal(format!("scan inputs: {error}")))?,
         reason: None,
     };
-    locked(&state.scans.plans).insert(
-        (run.instance_id.clone(), run.report_id.clone()),
-        prepared.clone(),
-    );
-    let outcome = async {
-        state.store.create_scan_run(&run, &shards).await?;
-        drive_run(state, &run).await
-    }
-    .await;
-    forget_plan(state, instance_id, &run.report_id);
-    outcome
+    state.store.create_scan_run(&run, &shards).await?;
+    locked(&state.scans.plans).insert((run.instance_id.clone(), run.report_id.clone()), prepared);
+    Ok(run)
 }
 
 /// Evaluates the run's pending shards (waiting for those other processes hold) and assembles
 /// the report; returns the SCC `Scan` answer.
 async fn drive_run(state: &AppState, run: &ScanRun) -> ApiResult<Value> {
     loop {
-        let pending: Vec<u32> = state
+        let pending = state
             .store
-            .scan_shard_partials(&run.instance_id, &run.report_id)
-            .await?
-            .into_iter()
-            .filter_map(|(shard, partial)| partial.is_none().then_some(shard))
-            .collect();
+            .pending_shards_of_run(&run.instance_id, &run.report_id)
+            .await?;
         if pending.is_empty() {
             break;
         }
@@ -496,6 +570,7 @@ async fn evaluate_shard(state: &AppState, run: &ScanRun, shard: &ShardRef) -> Ap
         )
         .await?;
     if completed {
+        state.scans.shards_evaluated.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("palisade_scan_shards_evaluated_total").increment(1);
     }
     Ok(completed)
@@ -661,23 +736,41 @@ pub fn spawn_worker(
     })
 }
 
-/// One pass of the worker loop (public for tests): helps with pending shards (shared store),
-/// then adopts running runs nobody coordinates. Returns how many runs it finished.
+/// One pass of the worker loop: helps with pending shards when the store is shared, then
+/// adopts running runs nobody coordinates. Returns how many runs it finished.
 pub async fn sweep(state: &AppState) -> ApiResult<usize> {
     if state.cluster.shared() {
-        for shard in state.store.pending_scan_shards(64).await? {
-            let Some(run) = state
-                .store
-                .get_scan_run(&shard.instance_id, &shard.report_id)
-                .await?
-            else {
-                continue;
-            };
-            if let Err(error) = evaluate_shard(state, &run, &shard).await {
+        help_with_shards(state).await?;
+    }
+    adopt_orphans(state).await
+}
+
+/// Evaluates the pending shards of running scans that no one else holds; returns how many this
+/// call evaluated.
+pub async fn help_with_shards(state: &AppState) -> ApiResult<usize> {
+    let mut evaluated = 0;
+    for shard in state.store.pending_scan_shards(64).await? {
+        let Some(run) = state
+            .store
+            .get_scan_run(&shard.instance_id, &shard.report_id)
+            .await?
+        else {
+            continue;
+        };
+        match evaluate_shard(state, &run, &shard).await {
+            Ok(true) => evaluated += 1,
+            Ok(false) => {}
+            Err(error) => {
                 tracing::warn!(report = %shard.report_id, shard = shard.shard, error = %error, "scan shard failed");
             }
         }
     }
+    Ok(evaluated)
+}
+
+/// Finishes the running scans whose coordinator is gone (died, or this process restarted);
+/// returns how many it finished.
+pub async fn adopt_orphans(state: &AppState) -> ApiResult<usize> {
     let mut finished = 0;
     for run in state.store.running_scan_runs(16).await? {
         if adopt(state, &run).await? {

@@ -12,6 +12,7 @@ mod insights;
 mod inventory;
 mod notifications;
 mod operations;
+mod scans;
 mod scheduler;
 mod ui;
 mod ui_browser;

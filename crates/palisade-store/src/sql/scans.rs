@@ -125,6 +125,24 @@ impl ScanStore for SqlStore {
         .collect()
     }
 
+    async fn pending_shards_of_run(
+        &self,
+        instance_id: &str,
+        report_id: &str,
+    ) -> StoreResult<Vec<u32>> {
+        sqlx::query(self.sql(
+            "SELECT shard FROM scan_shards WHERE instance_id = $1 AND report_id = $2 \
+             AND status = 'pending' ORDER BY shard",
+        ))
+        .bind(instance_id)
+        .bind(report_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|row| number(row, "shard"))
+        .collect()
+    }
+
     async fn get_scan_shard(
         &self,
         instance_id: &str,
