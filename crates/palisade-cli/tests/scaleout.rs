@@ -176,6 +176,75 @@ async fn owned_partitions(url: &str) -> Option<BTreeSet<u32>> {
     )
 }
 
+/// Partner findings travel through the bus too: a reported occurrence is answered as stored
+/// (the writer waits for the partition's worker, maybe another process), is visible from every
+/// process, a second report of the same id is refused, and the note's provider is recorded.
+async fn partner_occurrences_go_through_the_bus(
+    writer: &Client,
+    reader: &Client,
+    instance_id: &str,
+) {
+    let base = format!("/instances/{instance_id}/findings/v1/acme/providers/partner");
+    writer
+        .json(
+            Method::POST,
+            &format!("{base}/notes"),
+            Some(&json!({
+                "kind": "FINDING", "id": "open-port", "short_description": "Open port",
+                "long_description": "A port is open to the world",
+                "reported_by": {"id": "partner", "title": "Partner scanner"},
+                "finding": {"severity": "HIGH"},
+            })),
+        )
+        .await
+        .expect("note");
+    for number in 0..3 {
+        let id = format!("port-{number}");
+        let created = writer
+            .json(
+                Method::POST,
+                &format!("{base}/occurrences"),
+                Some(&json!({
+                    "id": id, "kind": "FINDING",
+                    "note_name": "acme/providers/partner/notes/open-port",
+                    "context": {"resource_crn": format!("crn:v1:vm-{number}")},
+                    "finding": {"certainty": "HIGH"},
+                })),
+            )
+            .await
+            .expect("occurrence");
+        assert_eq!(created["id"], id.as_str(), "{created}");
+        let read = reader
+            .json(Method::GET, &format!("{base}/occurrences/{id}"), None)
+            .await
+            .expect("visible from another process");
+        assert_eq!(read["id"], id.as_str());
+    }
+    match writer
+        .json(
+            Method::POST,
+            &format!("{base}/occurrences"),
+            Some(&json!({
+                "id": "port-0", "kind": "FINDING",
+                "note_name": "acme/providers/partner/notes/open-port",
+            })),
+        )
+        .await
+    {
+        Err(palisade_client::ClientError::Api { status: 409, .. }) => {}
+        other => panic!("a second report of port-0 without Replace-If-Exists: {other:?}"),
+    }
+    let listed = reader
+        .json(Method::GET, &format!("{base}/occurrences"), None)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed["occurrences"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+}
+
 /// Scan shards a process evaluated, from its `/metrics` (0 before its first).
 async fn shards_evaluated(url: &str) -> u64 {
     let text = http_get(&format!("{url}/metrics"))
@@ -576,9 +645,25 @@ fn issue_11_three_processes_lose_nothing_when_one_is_killed() {
             "the instance's partition moved to a survivor"
         );
 
+        partner_occurrences_go_through_the_bus(&clients[alive[0]], &clients[alive[1]], &instance_id)
+            .await;
+
+        let store = palisade_store::connect(&store_url).await.expect("store");
+        let occurrence_batches = store
+            .list_batches(&instance_id, "occurrences", 100)
+            .await
+            .expect("batches");
+        assert_eq!(
+            occurrence_batches
+                .iter()
+                .map(|batch| batch.status.as_str())
+                .collect::<Vec<_>>(),
+            ["processed"; 3],
+            "each reported occurrence was one batch on the bus"
+        );
+
         // The scan the victim coordinated is adopted by a survivor and finished (if it had not
         // finished before the kill): no run stays running.
-        let store = palisade_store::connect(&store_url).await.expect("store");
         let deadline = Instant::now() + Duration::from_secs(60);
         while !store
             .running_scan_runs(10)

@@ -111,7 +111,8 @@ pub struct StoredNote {
 }
 
 /// An occurrence to store: identity, the columns listings filter on, and the JSON body.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialisable: in scaled mode it travels on the ingest bus before it is stored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OccurrenceRecord {
     pub account_id: String,
     pub provider_id: String,

@@ -496,12 +496,20 @@ fn replace_if_exists(headers: &HeaderMap) -> ApiResult<bool> {
 
 /// Reports an occurrence. With `Replace-If-Exists: true` a known id is reported again (counted,
 /// `last_seen` moved, body replaced, reopened if resolved) instead of answering 409.
+///
+/// In scaled mode (`serve --bus`) the occurrence travels through the ingest bus like every
+/// ingest: it is durable on the bus before any 2xx, and recorded by its partition's worker in
+/// one transaction with the batch's completion. The answer waits for that, within the
+/// request's time, so a client sees the stored occurrence as in embedded mode; when the worker
+/// is slower the answer is `202` with the batch to follow.
 #[utoipa::path(post, path = "/instances/{instance_id}/findings/v1/{account_id}/providers/{provider_id}/occurrences", tag = "findings",
     security(("bearer" = [])),
     params(("instance_id" = String, Path), ("account_id" = String, Path), ("provider_id" = String, Path),
         ("Replace-If-Exists" = Option<bool>, Header, description = "Replace (and count) an existing occurrence instead of answering 409")),
     request_body = ApiOccurrence,
-    responses((status = 200, body = OccurrenceView), (status = 400, body = palisade_model::error::ErrorBody),
+    responses((status = 200, body = OccurrenceView),
+        (status = 202, body = crate::service::insights::IngestAnswer, description = "Scaled mode: queued on the bus, not recorded yet"),
+        (status = 400, body = palisade_model::error::ErrorBody),
         (status = 409, body = palisade_model::error::ErrorBody)))]
 pub async fn create_occurrence(
     State(state): State<AppState>,
@@ -509,7 +517,7 @@ pub async fn create_occurrence(
     Path(path): Path<ProviderPath>,
     headers: HeaderMap,
     ApiJson(occurrence): ApiJson<ApiOccurrence>,
-) -> ApiResult<ApiJson<OccurrenceView>> {
+) -> ApiResult<Response> {
     check_ids(&[
         ("account_id", &path.account_id),
         ("provider_id", &path.provider_id),
@@ -523,31 +531,103 @@ pub async fn create_occurrence(
         &occurrence,
     )
     .await?;
+    let key = OccurrenceKey {
+        account_id: record.account_id.clone(),
+        provider_id: record.provider_id.clone(),
+        id: record.id.clone(),
+    };
     let now = Utc::now();
-    let stored = if replace {
+    let stored = if state.cluster.scaled() {
+        match queue_occurrence(&state, auth.instance_id(), &auth.key.id, &record, replace).await? {
+            Ok(()) => read_occurrence(&state, auth.instance_id(), &key).await?,
+            Err(queued) => {
+                return Ok((StatusCode::ACCEPTED, ApiJson(queued)).into_response());
+            }
+        }
+    } else if replace {
         state
             .store
             .record_occurrences(auth.instance_id(), std::slice::from_ref(&record), now)
             .await?;
-        state
-            .store
-            .get_occurrence(
-                auth.instance_id(),
-                &OccurrenceKey {
-                    account_id: record.account_id.clone(),
-                    provider_id: record.provider_id.clone(),
-                    id: record.id.clone(),
-                },
-            )
-            .await?
-            .ok_or_else(|| ApiError::internal("occurrence missing right after it was recorded"))?
+        read_occurrence(&state, auth.instance_id(), &key).await?
     } else {
         state
             .store
             .insert_occurrence(auth.instance_id(), &record, now)
             .await?
     };
-    Ok(ApiJson(occurrence_view(&stored, now)?))
+    Ok(ApiJson(occurrence_view(&stored, now)?).into_response())
+}
+
+/// An occurrence that was just recorded.
+async fn read_occurrence(
+    state: &AppState,
+    instance_id: &str,
+    key: &OccurrenceKey,
+) -> ApiResult<palisade_store::findings::StoredOccurrence> {
+    state
+        .store
+        .get_occurrence(instance_id, key)
+        .await?
+        .ok_or_else(|| ApiError::internal("occurrence missing right after it was recorded"))
+}
+
+/// Scaled mode: publishes the occurrence on the bus and waits for its worker; `Err` with the
+/// batch when the worker has not recorded it within the request's time. Without
+/// `Replace-If-Exists`, a known id is refused before anything is queued (two creates of one new
+/// id racing each other are both recorded, the second counted as a report of the first).
+async fn queue_occurrence(
+    state: &AppState,
+    instance_id: &str,
+    key_id: &str,
+    record: &palisade_store::findings::OccurrenceRecord,
+    replace: bool,
+) -> ApiResult<Result<(), crate::service::insights::IngestAnswer>> {
+    use crate::service::insights;
+    if !replace {
+        let key = OccurrenceKey {
+            account_id: record.account_id.clone(),
+            provider_id: record.provider_id.clone(),
+            id: record.id.clone(),
+        };
+        if state
+            .store
+            .get_occurrence(instance_id, &key)
+            .await?
+            .is_some()
+        {
+            return Err(palisade_store::StoreError::Conflict(format!(
+                "occurrence {} already exists",
+                record.id
+            ))
+            .into());
+        }
+    }
+    let payload = insights::json_lines(std::slice::from_ref(record))?;
+    let batch = insights::enqueue(
+        state,
+        instance_id,
+        insights::OCCURRENCES,
+        "occurrences",
+        key_id,
+        &payload,
+        1,
+        0,
+        serde_json::Value::Null,
+    )
+    .await?;
+    let batch = insights::wait_for_owner(state, batch).await?;
+    match batch.status {
+        palisade_store::insights::BatchStatus::Processed => Ok(Ok(())),
+        palisade_store::insights::BatchStatus::Pending => Ok(Err(insights::IngestAnswer {
+            batch: insights::BatchView::of(&batch),
+            rejected: Vec::new(),
+        })),
+        palisade_store::insights::BatchStatus::Failed => Err(ApiError::internal(format!(
+            "the occurrence could not be recorded: {}",
+            batch.error.as_deref().unwrap_or("no reason given")
+        ))),
+    }
 }
 
 /// Lists a provider's occurrences, in id order.

@@ -46,6 +46,8 @@ pub const ACTIVITY: &str = "activity";
 pub const NETWORK: &str = "network";
 /// Inventory pushes (through the bus in scaled mode only; embedded pushes are stored at once).
 pub const INVENTORY: &str = "inventory";
+/// Occurrences reported by partner tools (through the bus in scaled mode only).
+pub const OCCURRENCES: &str = "occurrences";
 
 /// How long the worker sleeps when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -119,7 +121,8 @@ pub struct BatchView {
 impl BatchView {
     /// The view of a stored batch.
     pub fn of(batch: &IngestBatch) -> Self {
-        let href = if batch.stream == INVENTORY {
+        // Streams without routes of their own are followed at the generic batch route.
+        let href = if batch.stream == INVENTORY || batch.stream == OCCURRENCES {
             format!("/instances/{}/v1/batches/{}", batch.instance_id, batch.id)
         } else {
             format!(
@@ -423,6 +426,7 @@ async fn process_one(state: &AppState, batch: &IngestBatch, payload: &str) -> Re
         ACTIVITY => activity::process_batch(state, batch, payload).await,
         NETWORK => network::process_batch(state, batch, payload).await,
         INVENTORY => store_inventory(state, batch, payload).await,
+        OCCURRENCES => store_occurrences(state, batch, payload).await,
         other => Err(Failure::Permanent(format!("unknown stream `{other}`"))),
     }
 }
@@ -462,6 +466,26 @@ async fn store_inventory(
             palisade_store::insights::BatchCompletion::default(),
             Utc::now(),
         )
+        .await?;
+    Ok(())
+}
+
+/// Records queued occurrences, in one transaction with the batch's completion: a redelivered
+/// batch records nothing twice.
+async fn store_occurrences(
+    state: &AppState,
+    batch: &IngestBatch,
+    payload: &str,
+) -> Result<(), Failure> {
+    let records: Vec<palisade_store::findings::OccurrenceRecord> = parse_json_lines(payload)?;
+    let completion = palisade_store::insights::BatchCompletion {
+        occurrences: &records,
+        state_snapshot: None,
+        findings: i64::try_from(records.len()).unwrap_or(i64::MAX),
+    };
+    state
+        .store
+        .complete_batch(batch, completion, Utc::now())
         .await?;
     Ok(())
 }
@@ -590,7 +614,7 @@ pub async fn answer(
 
 /// Scaled mode's `?wait=true`: the batch is processed by its partition's owner, maybe another
 /// process; wait for its row to leave `pending`, within the request's time.
-async fn wait_for_owner(state: &AppState, batch: IngestBatch) -> ApiResult<IngestBatch> {
+pub(crate) async fn wait_for_owner(state: &AppState, batch: IngestBatch) -> ApiResult<IngestBatch> {
     let deadline = tokio::time::Instant::now() + state.config.request_timeout.mul_f32(0.8);
     loop {
         if let Some(stored) = state
