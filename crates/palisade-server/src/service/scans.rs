@@ -345,24 +345,11 @@ pub async fn run_scan(
     scan_type: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Value> {
-    let (state, instance_id, attachment_id, scan_type) = (
-        state.clone(),
-        instance_id.to_owned(),
-        attachment_id.to_owned(),
-        scan_type.to_owned(),
-    );
+    let order = ScanOrder::new(state, instance_id, attachment_id, scan_type, now);
     detached(async move {
-        let Some(_running) = RunningGuard::take(&state.scans, &instance_id, &attachment_id) else {
-            return Err(scanned_already(&attachment_id));
-        };
-        // And across the processes sharing the store.
-        let _claim = state
-            .cluster
-            .lock_scan(&instance_id, &attachment_id)
-            .await?;
-        let run = create_run(&state, &instance_id, &attachment_id, &scan_type, now).await?;
-        let outcome = drive_run(&state, &run).await;
-        forget_plan(&state, &instance_id, &run.report_id);
+        let (_running, _claim, run) = order.begin().await?;
+        let outcome = drive_run(&order.state, &run).await;
+        forget_plan(&order.state, &run.instance_id, &run.report_id);
         outcome
     })
     .await
@@ -378,25 +365,70 @@ pub async fn start_scan(
     scan_type: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<String> {
-    let (state, instance_id, attachment_id, scan_type) = (
-        state.clone(),
-        instance_id.to_owned(),
-        attachment_id.to_owned(),
-        scan_type.to_owned(),
-    );
+    let order = ScanOrder::new(state, instance_id, attachment_id, scan_type, now);
     detached(async move {
-        let Some(_running) = RunningGuard::take(&state.scans, &instance_id, &attachment_id) else {
-            return Err(scanned_already(&attachment_id));
-        };
-        let _claim = state
-            .cluster
-            .lock_scan(&instance_id, &attachment_id)
-            .await?;
-        let run = create_run(&state, &instance_id, &attachment_id, &scan_type, now).await?;
-        forget_plan(&state, &instance_id, &run.report_id);
+        let (_running, _claim, run) = order.begin().await?;
+        forget_plan(&order.state, &run.instance_id, &run.report_id);
         Ok(run.report_id)
     })
     .await
+}
+
+/// A scan asked for, owned so that it can move into the scan's task.
+struct ScanOrder {
+    state: AppState,
+    instance_id: String,
+    attachment_id: String,
+    scan_type: String,
+    now: DateTime<Utc>,
+}
+
+impl ScanOrder {
+    fn new(
+        state: &AppState,
+        instance_id: &str,
+        attachment_id: &str,
+        scan_type: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            state: state.clone(),
+            instance_id: instance_id.to_owned(),
+            attachment_id: attachment_id.to_owned(),
+            scan_type: scan_type.to_owned(),
+            now,
+        }
+    }
+
+    /// Claims the attachment (in this process, then across the processes sharing the store)
+    /// and records the run; the claims last as long as the guards.
+    async fn begin(&self) -> ApiResult<(RunningGuard, crate::service::cluster::Claim, ScanRun)> {
+        let state = &self.state;
+        let Some(running) =
+            RunningGuard::take(&state.scans, &self.instance_id, &self.attachment_id)
+        else {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "attachment `{}` is being scanned already",
+                    self.attachment_id
+                ),
+            ));
+        };
+        let claim = state
+            .cluster
+            .lock_scan(&self.instance_id, &self.attachment_id)
+            .await?;
+        let run = create_run(
+            state,
+            &self.instance_id,
+            &self.attachment_id,
+            &self.scan_type,
+            self.now,
+        )
+        .await?;
+        Ok((running, claim, run))
+    }
 }
 
 /// Runs store work to its end even when the caller is dropped.
@@ -406,13 +438,6 @@ async fn detached<T: Send + 'static>(
     tokio::spawn(work)
         .await
         .map_err(|error| ApiError::internal(format!("scan task failed: {error}")))?
-}
-
-fn scanned_already(attachment_id: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::Conflict,
-        format!("attachment `{attachment_id}` is being scanned already"),
-    )
 }
 
 /// Reads and checks the scan's inputs, cuts it into shards and records the run (its plan kept

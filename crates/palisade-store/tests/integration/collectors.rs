@@ -5,30 +5,19 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use palisade_model::resource::Resource;
-use palisade_model::tenancy::{ApiKey, Instance, Role};
+use palisade_model::tenancy::{ApiKey, Role};
 use palisade_store::{
     BatchOutcome, Heartbeat, InventoryBatch, QuarantinedRecord, Store, StoredCollector, StoredKey,
 };
 use serde_json::json;
+
+use crate::two_instances;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-05-01T00:00:00Z")
         .expect("valid")
         .with_timezone(&Utc)
         + Duration::seconds(seconds)
-}
-
-async fn setup(store: &Arc<dyn Store>) {
-    for id in ["a", "b"] {
-        store
-            .create_instance(&Instance {
-                id: id.into(),
-                name: id.into(),
-                created_at: at(0),
-            })
-            .await
-            .expect("instance");
-    }
 }
 
 fn resource(id: &str, collected: i64) -> Resource {
@@ -52,7 +41,7 @@ fn quarantined(id: &str) -> QuarantinedRecord {
 /// A batch with an id is applied once: its retry (same id, even with other content) writes
 /// nothing — no resource, no quarantined record — and is answered with the first outcome.
 pub async fn inventory_batches_apply_exactly_once_issue_5(store: Arc<dyn Store>) {
-    setup(&store).await;
+    two_instances(&store).await;
     let resources = [resource("host-1", 1), resource("host-2", 1)];
     let rejected = json!([{"index": 2, "errors": []}]);
     let batch = InventoryBatch {
@@ -210,7 +199,7 @@ fn collector_key(id: &str, instance_id: &str) -> StoredKey {
 /// A registration code works once and only before it expires; the key is stored with the claim;
 /// heartbeats need the collector's own key; deleting a collector revokes its key.
 pub async fn collectors_register_once_and_revoke_on_delete_issue_5(store: Arc<dyn Store>) {
-    setup(&store).await;
+    two_instances(&store).await;
     store
         .create_collector("a", &collector("c1", 100), "hash-1")
         .await

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use palisade_model::tenancy::Instance;
 use palisade_store::{DecisionFilter, Store, StoreError, StoredDecision};
 use serde_json::json;
+
+use crate::two_instances;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
@@ -41,16 +42,7 @@ fn ids(decisions: &[StoredDecision]) -> Vec<i64> {
 }
 
 pub async fn decisions_are_logged_filtered_paged_and_scoped(store: Arc<dyn Store>) {
-    for id in ["a", "b"] {
-        store
-            .create_instance(&Instance {
-                id: id.to_owned(),
-                name: id.to_owned(),
-                created_at: at(0),
-            })
-            .await
-            .expect("instance");
-    }
+    two_instances(&store).await;
     // More than one INSERT statement's worth, in one call.
     let batch: Vec<StoredDecision> = (0..200)
         .map(|index| match index % 5 {

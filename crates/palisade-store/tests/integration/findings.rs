@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use palisade_model::tenancy::Instance;
 use palisade_store::findings::{
     FindingStatus, NoteRecord, OccurrenceCursor, OccurrenceFilter, OccurrenceKey, OccurrenceRecord,
     ProviderQuery, StatusChange,
@@ -15,24 +14,13 @@ use palisade_store::notifications::{
 use palisade_store::{Store, StoreError};
 use serde_json::json;
 
+use crate::two_instances;
+
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .expect("valid")
         .with_timezone(&Utc)
         + Duration::seconds(seconds)
-}
-
-async fn two_instances(store: &Arc<dyn Store>) {
-    for id in ["a", "b"] {
-        store
-            .create_instance(&Instance {
-                id: id.to_owned(),
-                name: id.to_owned(),
-                created_at: at(0),
-            })
-            .await
-            .expect("instance");
-    }
 }
 
 fn note(account: &str, provider: &str, id: &str, kind: &str) -> NoteRecord {

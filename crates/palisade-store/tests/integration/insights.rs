@@ -3,30 +3,18 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use palisade_model::tenancy::Instance;
 use palisade_store::Store;
 use palisade_store::findings::{OccurrenceKey, OccurrenceRecord};
 use palisade_store::insights::{BatchCompletion, BatchStatus, IngestBatch, StoredFeed};
 use serde_json::json;
+
+use crate::two_instances;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-05-01T00:00:00Z")
         .expect("valid")
         .with_timezone(&Utc)
         + Duration::seconds(seconds)
-}
-
-async fn two_instances(store: &Arc<dyn Store>) {
-    for id in ["a", "b"] {
-        store
-            .create_instance(&Instance {
-                id: id.to_owned(),
-                name: id.to_owned(),
-                created_at: at(0),
-            })
-            .await
-            .expect("instance");
-    }
 }
 
 fn batch(instance_id: &str, id: &str, stream: &str, received: i64) -> IngestBatch {

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use palisade_model::resource::Resource;
-use palisade_model::tenancy::Instance;
 use palisade_store::{QuarantinedRecord, ResourceFilter, Store};
 use serde_json::json;
+
+use crate::two_instances;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
@@ -30,21 +31,8 @@ fn resource(
     .expect("resource")
 }
 
-async fn setup(store: &Arc<dyn Store>) {
-    for id in ["a", "b"] {
-        store
-            .create_instance(&Instance {
-                id: id.into(),
-                name: id.into(),
-                created_at: at(0),
-            })
-            .await
-            .expect("instance");
-    }
-}
-
 pub async fn inventory_pushes_are_idempotent_and_never_roll_back(store: Arc<dyn Store>) {
-    setup(&store).await;
+    two_instances(&store).await;
     let first = vec![
         resource("bucket-1", "bucket", "111", 10, json!({"v": 1})),
         resource("bucket-2", "bucket", "111", 10, json!({"v": 1})),
@@ -121,7 +109,7 @@ pub async fn inventory_pushes_are_idempotent_and_never_roll_back(store: Arc<dyn 
 }
 
 pub async fn inventory_filters_by_envelope_and_tags(store: Arc<dyn Store>) {
-    setup(&store).await;
+    two_instances(&store).await;
     let resources = vec![
         resource("r1", "bucket", "111", 1, json!({})),
         resource("r2", "bucket", "222", 1, json!({})),
@@ -187,7 +175,7 @@ pub async fn inventory_filters_by_envelope_and_tags(store: Arc<dyn Store>) {
 }
 
 pub async fn rejected_records_are_quarantined(store: Arc<dyn Store>) {
-    setup(&store).await;
+    two_instances(&store).await;
     let record = QuarantinedRecord {
         id: "q1".into(),
         source: "inventory".into(),
@@ -217,7 +205,7 @@ pub async fn rejected_records_are_quarantined(store: Arc<dyn Store>) {
 
 pub async fn reports_and_evaluations_page_and_filter(store: Arc<dyn Store>) {
     use palisade_store::{EvaluationFilter, EvaluationRow, StoredReport};
-    setup(&store).await;
+    two_instances(&store).await;
     let report = StoredReport {
         id: "r1".into(),
         attachment_id: "att".into(),

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use palisade_model::resource::Resource;
-use palisade_model::tenancy::Instance;
 use palisade_store::{
     EvaluationFilter, EvaluationRow, ResourceFilter, ScanRun, ScanShard, ShardRef, Store,
     StoredReport,
 };
 use serde_json::json;
+
+use crate::two_instances;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-05-01T00:00:00Z")
@@ -62,16 +63,7 @@ fn evaluation(resource_id: &str) -> EvaluationRow {
 }
 
 pub async fn scan_shards_complete_once_and_assemble_atomically_issue_11(store: Arc<dyn Store>) {
-    for id in ["a", "b"] {
-        store
-            .create_instance(&Instance {
-                id: id.into(),
-                name: id.into(),
-                created_at: at(0),
-            })
-            .await
-            .expect("instance");
-    }
+    two_instances(&store).await;
     let buckets: Vec<Resource> = (1..=10).map(bucket).collect();
     store
         .push_resources("a", &buckets, at(1))

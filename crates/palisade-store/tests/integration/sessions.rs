@@ -4,28 +4,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use palisade_model::tenancy::Instance;
 use palisade_store::{Store, StoreError, StoredReport, StoredSession};
 use serde_json::json;
+
+use crate::two_instances;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-04-01T00:00:00Z")
         .expect("valid")
         .with_timezone(&Utc)
         + Duration::seconds(seconds)
-}
-
-async fn setup(store: &Arc<dyn Store>) {
-    for id in ["a", "b"] {
-        store
-            .create_instance(&Instance {
-                id: id.into(),
-                name: id.into(),
-                created_at: at(0),
-            })
-            .await
-            .expect("instance");
-    }
 }
 
 fn session(instance_id: &str, key_id: &str, expires_in: i64) -> StoredSession {
@@ -39,7 +27,7 @@ fn session(instance_id: &str, key_id: &str, expires_in: i64) -> StoredSession {
 }
 
 pub async fn sessions_expire_sign_out_and_end_with_their_key(store: Arc<dyn Store>) {
-    setup(&store).await;
+    two_instances(&store).await;
     let alice = session("a", "key-alice", 3600);
     store
         .create_session("hash-1", &alice)
@@ -134,7 +122,7 @@ pub async fn sessions_expire_sign_out_and_end_with_their_key(store: Arc<dyn Stor
 }
 
 pub async fn report_summaries_list_without_rollups(store: Arc<dyn Store>) {
-    setup(&store).await;
+    two_instances(&store).await;
     for (id, attachment, seconds, passed) in [
         ("r1", "att", 10, 3),
         ("r2", "att", 20, 4),
