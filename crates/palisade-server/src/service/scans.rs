@@ -56,8 +56,13 @@ pub const SHARD_SIZE: u32 = 2_000;
 const SHARED_SWEEP: Duration = Duration::from_millis(500);
 /// How often it looks for interrupted runs in embedded mode (one process: only after a crash).
 const EMBEDDED_SWEEP: Duration = Duration::from_secs(10);
+/// Plans a process keeps (each holds a scan's rules and controls, a few MB at most).
+const PLANS_KEPT: usize = 8;
 /// How long the coordinator waits before looking again at shards other processes hold.
 const WAIT_FOR_OTHERS: Duration = Duration::from_millis(100);
+
+/// A run: its instance and report ids.
+type RunKey = (String, String);
 
 /// This process's scan bookkeeping.
 #[derive(Default)]
@@ -68,8 +73,11 @@ pub struct ScanRuntime {
     /// Shards being evaluated here (advisory locks stack within a session, so they cannot tell
     /// two tasks of one process apart).
     in_hand: Mutex<HashSet<ShardRef>>,
-    /// Plans of the runs this process works on, built once per run.
-    plans: Mutex<HashMap<(String, String), Arc<Prepared>>>,
+    /// Plans of the runs this process works on, built once per run; the oldest are dropped
+    /// beyond [`PLANS_KEPT`] (a helper never learns when another process's scan ends).
+    plans: Mutex<HashMap<RunKey, (u64, Arc<Prepared>)>>,
+    /// Counts plans built, to find the oldest.
+    plans_built: AtomicU64,
     /// Shards this process evaluated and committed.
     shards_evaluated: AtomicU64,
 }
@@ -282,16 +290,50 @@ fn prepare(inputs: &ScanInputs) -> ApiResult<Prepared> {
     })
 }
 
-/// The plan of a run, built once per process.
-fn prepared_of(state: &AppState, run: &ScanRun) -> ApiResult<Arc<Prepared>> {
-    let key = (run.instance_id.clone(), run.report_id.clone());
-    if let Some(prepared) = locked(&state.scans.plans).get(&key) {
+/// The plan of a run, built once per process from the run's snapshot (read from the store
+/// when `run` is not at hand).
+async fn plan_of(
+    state: &AppState,
+    instance_id: &str,
+    report_id: &str,
+    run: Option<&ScanRun>,
+) -> ApiResult<Arc<Prepared>> {
+    let key = (instance_id.to_owned(), report_id.to_owned());
+    if let Some((_, prepared)) = locked(&state.scans.plans).get(&key) {
         return Ok(prepared.clone());
     }
+    let read;
+    let run = match run {
+        Some(run) => run,
+        None => {
+            read = state
+                .store
+                .get_scan_run(instance_id, report_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("scan run", report_id))?;
+            &read
+        }
+    };
     let inputs: ScanInputs = parse(run.input.clone(), "scan run input")?;
     let prepared = Arc::new(prepare(&inputs)?);
-    locked(&state.scans.plans).insert(key, prepared.clone());
+    keep_plan(state, key, prepared.clone());
     Ok(prepared)
+}
+
+fn keep_plan(state: &AppState, key: RunKey, prepared: Arc<Prepared>) {
+    let built = state.scans.plans_built.fetch_add(1, Ordering::Relaxed);
+    let mut plans = locked(&state.scans.plans);
+    plans.insert(key, (built, prepared));
+    while plans.len() > PLANS_KEPT {
+        let Some(oldest) = plans
+            .iter()
+            .min_by_key(|(_, (built, _))| *built)
+            .map(|(key, _)| key.clone())
+        else {
+            break;
+        };
+        plans.remove(&oldest);
+    }
 }
 
 fn forget_plan(state: &AppState, instance_id: &str, report_id: &str) {
@@ -466,7 +508,11 @@ async fn create_run(
         reason: None,
     };
     state.store.create_scan_run(&run, &shards).await?;
-    locked(&state.scans.plans).insert((run.instance_id.clone(), run.report_id.clone()), prepared);
+    keep_plan(
+        state,
+        (run.instance_id.clone(), run.report_id.clone()),
+        prepared,
+    );
     Ok(run)
 }
 
@@ -488,7 +534,7 @@ async fn drive_run(state: &AppState, run: &ScanRun) -> ApiResult<Value> {
                 report_id: run.report_id.clone(),
                 shard,
             };
-            evaluated |= evaluate_shard(state, run, &shard).await?;
+            evaluated |= evaluate_shard(state, &shard, Some(run)).await?;
         }
         if !evaluated {
             // Every pending shard is in another worker's hands; if that worker dies, its lock
@@ -521,8 +567,13 @@ async fn claim_shard<'s>(
     }
 }
 
-/// Evaluates one shard if no one else is: true when this call did the work.
-async fn evaluate_shard(state: &AppState, run: &ScanRun, shard: &ShardRef) -> ApiResult<bool> {
+/// Evaluates one shard if no one else is: true when this call did the work. `run` is the
+/// shard's run when the caller has it.
+async fn evaluate_shard(
+    state: &AppState,
+    shard: &ShardRef,
+    run: Option<&ScanRun>,
+) -> ApiResult<bool> {
     let Some(_guard) = claim_shard(state, shard).await? else {
         return Ok(false);
     };
@@ -536,7 +587,7 @@ async fn evaluate_shard(state: &AppState, run: &ScanRun, shard: &ShardRef) -> Ap
     if done {
         return Ok(false);
     }
-    let prepared = prepared_of(state, run)?;
+    let prepared = plan_of(state, &shard.instance_id, &shard.report_id, run).await?;
     let page_size = state.config.scan_shard_size.max(1);
     let mut filter = ResourceFilter {
         service_name: Some(range.service_name),
@@ -605,7 +656,7 @@ async fn evaluate_shard(state: &AppState, run: &ScanRun, shard: &ShardRef) -> Ap
 /// threshold finding and the attachment's last scan. Returns the SCC `Scan` answer.
 async fn assemble(state: &AppState, run: &ScanRun) -> ApiResult<Value> {
     let inputs: ScanInputs = parse(run.input.clone(), "scan run input")?;
-    let prepared = prepared_of(state, run)?;
+    let prepared = plan_of(state, &run.instance_id, &run.report_id, Some(run)).await?;
     let partials = state
         .store
         .scan_shard_partials(&run.instance_id, &run.report_id)
@@ -775,14 +826,7 @@ pub async fn sweep(state: &AppState) -> ApiResult<usize> {
 pub async fn help_with_shards(state: &AppState) -> ApiResult<usize> {
     let mut evaluated = 0;
     for shard in state.store.pending_scan_shards(64).await? {
-        let Some(run) = state
-            .store
-            .get_scan_run(&shard.instance_id, &shard.report_id)
-            .await?
-        else {
-            continue;
-        };
-        match evaluate_shard(state, &run, &shard).await {
+        match evaluate_shard(state, &shard, None).await {
             Ok(true) => evaluated += 1,
             Ok(false) => {}
             Err(error) => {
@@ -828,7 +872,7 @@ async fn adopt(state: &AppState, run: &ScanRun) -> ApiResult<bool> {
         return Ok(false);
     };
     tracing::info!(instance = %run.instance_id, report = %run.report_id, "adopting a scan whose coordinator is gone");
-    let outcome = match prepared_of(state, &run) {
+    let outcome = match plan_of(state, &run.instance_id, &run.report_id, Some(&run)).await {
         Ok(_) => drive_run(state, &run).await.map(|_| true),
         Err(error) => {
             // Its inputs no longer plan (this binary's built-in content changed?): give it up
