@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// Resources per scan shard: the unit of a scan any process may evaluate, and the most
     /// resources (with their evaluations) a worker holds in memory at once.
     pub scan_shard_size: u32,
+    /// Quiet time (wall clock) after which a flow stream's open windows are closed and reported.
+    pub network_idle_flush: Duration,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             master_key: None,
             scheduler_tick: crate::service::scheduler::TICK,
             scan_shard_size: crate::service::scans::SHARD_SIZE,
+            network_idle_flush: crate::service::insights::network::IDLE_FLUSH,
         }
     }
 }

@@ -971,3 +971,62 @@ async fn network_windows_survive_a_restart_issue_8() {
     assert_eq!(process_pending(&server.state).await, 1);
     assert!(findings_of(&server, "network-insights").await.is_empty());
 }
+
+/// Issue 8: a flow stream that goes quiet with windows open is flushed by the worker: it queues
+/// an empty flushing batch, whose completion records the findings the open windows held.
+#[tokio::test]
+async fn idle_streams_are_flushed_by_the_worker_issue_8() {
+    let server = TestServer::sqlite_with(palisade_server::ServerConfig {
+        network_idle_flush: std::time::Duration::ZERO,
+        ..crate::common::test_config()
+    })
+    .await;
+    let base = format!("/instances/{}/v1/network", server.instance_id);
+    let answer = post_raw(
+        &server,
+        &format!("{base}/flows?source=quiet.log"),
+        &server.admin_key,
+        "text/plain",
+        ssh_attempts(1_767_225_600, 24),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text);
+    assert_eq!(process_pending(&server.state).await, 1);
+    assert!(
+        findings_of(&server, "network-insights").await.is_empty(),
+        "the brute-force window is still open"
+    );
+
+    palisade_server::service::insights::network::close_idle_windows(
+        &server.state,
+        chrono::Utc::now(),
+    )
+    .await;
+    assert_eq!(
+        process_pending(&server.state).await,
+        1,
+        "one flushing batch"
+    );
+    let findings = findings_of(&server, "network-insights").await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["reference_data"]["type"], "brute_force");
+    let batches = server
+        .state
+        .store
+        .list_batches(&server.instance_id, "network", 10)
+        .await
+        .expect("batches");
+    assert!(
+        batches.iter().any(|batch| batch.source
+            == palisade_server::service::insights::network::IDLE_FLUSH_SOURCE
+            && batch.findings == 1),
+        "{batches:?}"
+    );
+    // Nothing open any more: no second flush.
+    palisade_server::service::insights::network::close_idle_windows(
+        &server.state,
+        chrono::Utc::now(),
+    )
+    .await;
+    assert_eq!(process_pending(&server.state).await, 0);
+}

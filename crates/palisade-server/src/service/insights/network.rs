@@ -6,7 +6,7 @@
 //! configuration or feeds change: a feed replaced while the server runs applies from the next
 //! batch on, without losing the windows. Windows close in flow time as later flows arrive, when a
 //! batch asks for it (`?flush=true`, end of an input), or after the stream has been idle for
-//! [`IDLE_FLUSH`] (the worker then queues an empty flushing batch, [`IDLE_FLUSH_SOURCE`], so
+//! [`IDLE_FLUSH`] (`ServerConfig::network_idle_flush`; the worker then queues an empty flushing batch, [`IDLE_FLUSH_SOURCE`], so
 //! those findings are recorded like any batch's).
 //!
 //! **The detector state survives restarts.** Each completed batch saves the state after it
@@ -55,7 +55,7 @@ pub const DETECTORS: Kind = Kind {
 };
 const DETECTORS_ID: &str = "config";
 
-/// Wall-clock quiet time after which a stream's open windows are closed and reported.
+/// Default wall-clock quiet time after which a stream's open windows are closed and reported.
 pub const IDLE_FLUSH: Duration = Duration::from_secs(300);
 
 /// The `source` of the empty batches the worker queues to flush idle streams.
@@ -508,14 +508,16 @@ pub async fn forget(state: &AppState, leaving: impl Fn(&str) -> bool) {
         .retain(|instance_id, _| !leaving(instance_id));
 }
 
-/// Queues a flushing batch for every stream idle for [`IDLE_FLUSH`] with windows open, so their
-/// findings are recorded, and the state saved, in one transaction as for any batch.
+/// Queues a flushing batch for every stream idle for `network_idle_flush` with windows open, so
+/// their findings are recorded, and the state saved, in one transaction as for any batch.
 pub async fn close_idle_windows(state: &AppState, _now: DateTime<Utc>) {
     let idle: Vec<String> = {
         let mut runtimes = state.insights.network.lock().await;
         runtimes
             .iter_mut()
-            .filter(|(_, runtime)| runtime.open && runtime.last_batch.elapsed() >= IDLE_FLUSH)
+            .filter(|(_, runtime)| {
+                runtime.open && runtime.last_batch.elapsed() >= state.config.network_idle_flush
+            })
             .map(|(instance_id, runtime)| {
                 runtime.open = false;
                 instance_id.clone()
