@@ -397,6 +397,12 @@ mod tests {
             .collect()
     }
 
+    /// A map entry (packed key and contacts) stays at 96 bytes (see `compact`).
+    #[test]
+    fn contact_entries_stay_small() {
+        assert!(std::mem::size_of::<(u128, Contacts)>() <= 96);
+    }
+
     #[test]
     fn regular_gaps_qualify_and_random_ones_do_not() {
         let config = BeaconingConfig::default();

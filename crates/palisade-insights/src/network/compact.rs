@@ -451,6 +451,14 @@ mod tests {
         address_key(text.parse().expect("valid"))
     }
 
+    /// The sizes the module documentation and BENCHMARKS.md give (map entries are key and
+    /// value side by side).
+    #[test]
+    fn entries_stay_small() {
+        assert!(std::mem::size_of::<FlowTally>() <= 72);
+        assert!(std::mem::size_of::<(u64, FlowTally)>() <= 80);
+    }
+
     #[test]
     fn keys_pack_exactly_and_only_for_ipv4() {
         let (a, b, v6) = (key("10.1.2.3"), key("255.255.255.255"), key("2001:db8::1"));
