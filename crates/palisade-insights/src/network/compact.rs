@@ -399,7 +399,11 @@ impl FlowTally {
             if tally.evidence_len == u16::MAX {
                 break;
             }
-            tally.last_evidence = arena.push(flow, tally.last_evidence);
+            let link = arena.push(flow, tally.last_evidence);
+            if link == tally.last_evidence {
+                break; // the arena is full
+            }
+            tally.last_evidence = link;
             tally.evidence_len += 1;
         }
         tally
