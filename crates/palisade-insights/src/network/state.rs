@@ -44,10 +44,14 @@ impl Default for MapHasher {
 }
 
 /// A set of distinct values that stops growing at `cap` (it then only counts that it is full),
-/// so one key's state stays bounded whatever the input. Small sets stay in a vector, which is
-/// faster than hashing for the one-or-two-values case that dominates.
+/// so one key's state stays bounded whatever the input. Most keys only ever see one value (a
+/// host's DNS queries: one port on one server), which is kept inline: no allocation when a key
+/// is created, no free when its window closes. Small sets stay in a vector, which is faster than
+/// hashing for the few-values case.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum DistinctSet<T: Copy + Eq + Hash + Ord> {
+    Empty,
+    One(T),
     Small(Vec<T>),
     Large(FastSet<T>),
 }
@@ -74,12 +78,26 @@ const SMALL_SET_LIMIT: usize = 16;
 
 impl<T: Copy + Eq + Hash + Ord> DistinctSet<T> {
     pub(crate) fn new() -> Self {
-        Self::Small(Vec::new())
+        Self::Empty
     }
 
     /// Adds `value` unless the set already holds `cap` values.
+    #[inline]
     pub(crate) fn insert(&mut self, value: T, cap: usize) {
         match self {
+            Self::Empty => {
+                if cap > 0 {
+                    *self = Self::One(value);
+                }
+            }
+            Self::One(existing) => {
+                if *existing != value && cap > 1 {
+                    let mut values = Vec::with_capacity(4);
+                    values.push(*existing);
+                    values.push(value);
+                    *self = Self::Small(values);
+                }
+            }
             Self::Small(values) => {
                 if values.contains(&value) || values.len() >= cap {
                     return;
@@ -103,6 +121,12 @@ impl<T: Copy + Eq + Hash + Ord> DistinctSet<T> {
 
     pub(crate) fn remove(&mut self, value: &T) {
         match self {
+            Self::Empty => {}
+            Self::One(existing) => {
+                if existing == value {
+                    *self = Self::Empty;
+                }
+            }
             Self::Small(values) => values.retain(|existing| existing != value),
             Self::Large(set) => {
                 set.remove(value);
@@ -112,6 +136,8 @@ impl<T: Copy + Eq + Hash + Ord> DistinctSet<T> {
 
     pub(crate) fn len(&self) -> usize {
         match self {
+            Self::Empty => 0,
+            Self::One(_) => 1,
             Self::Small(values) => values.len(),
             Self::Large(set) => set.len(),
         }
@@ -120,6 +146,8 @@ impl<T: Copy + Eq + Hash + Ord> DistinctSet<T> {
     /// The values, ascending, at most `limit` of them.
     pub(crate) fn sorted(&self, limit: usize) -> Vec<T> {
         let mut values: Vec<T> = match self {
+            Self::Empty => Vec::new(),
+            Self::One(value) => vec![*value],
             Self::Small(values) => values.clone(),
             Self::Large(set) => set.iter().copied().collect(),
         };
@@ -448,6 +476,25 @@ pub(crate) fn addresses(keys: &[u128]) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_set_keeps_one_value_inline_and_honours_small_caps() {
+        let mut set = DistinctSet::new();
+        set.insert(7u16, 5);
+        set.insert(7, 5);
+        assert_eq!(set, DistinctSet::One(7));
+        set.remove(&7);
+        assert_eq!(set.len(), 0);
+        set.insert(3, 1);
+        set.insert(4, 1);
+        assert_eq!(set.sorted(10), [3], "a cap of one keeps the first value");
+        set.insert(9, 2);
+        set.insert(1, 2);
+        assert_eq!(set.sorted(10), [3, 9]);
+        let mut none = DistinctSet::new();
+        none.insert(1u16, 0);
+        assert_eq!(none.len(), 0);
+    }
 
     #[test]
     fn distinct_set_grows_into_a_hash_set_and_caps() {
