@@ -31,7 +31,9 @@
 //! memory is bounded by the keys active in the open windows, plus the exfiltration baselines of
 //! pairs seen within their retention, not by the size of the input. Every distinct-value set is
 //! capped (`max_tracked_values`) and every key keeps at most `evidence_flows` evidence flows, kept
-//! as [`CompactFlow`]s (no text, no allocation beyond the first).
+//! as [`CompactFlow`]s (no text) in an arena of their window. The long windows' maps do not fit in
+//! the caches, so their entries are kept small: IPv4 keys packed into one word, evidence out of
+//! the entries (`compact` explains the layout).
 //!
 //! # Hot path and both cores
 //! A flow is looked at once ([`NetworkDetectors::process_compact`] takes the allocation-free
@@ -87,6 +89,7 @@ use serde::{Deserialize, Serialize};
 
 mod beaconing;
 mod brute_force;
+mod compact;
 mod exfiltration;
 pub mod finding;
 pub mod generator;
@@ -711,7 +714,7 @@ pub(crate) struct WindowClock {
     pub(crate) lateness: i64,
 }
 
-/// Builds a finding's common parts from a tally.
+/// Builds a finding's common parts from a tally and its evidence.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn build_finding(
     finding_type: String,
@@ -721,7 +724,8 @@ pub(crate) fn build_finding(
     direction: palisade_model::flow::FlowDirection,
     client: Endpoint,
     server: Endpoint,
-    tally: &state::FlowTally,
+    tally: &compact::FlowTally,
+    evidence: Vec<EvidenceFlow>,
     window: (i64, i64),
 ) -> NetworkFinding {
     let time =
@@ -764,7 +768,7 @@ pub(crate) fn build_finding(
         threat_intel: None,
         baseline_bytes: None,
         interval_seconds: None,
-        evidence: tally.evidence(),
+        evidence,
     }
 }
 

@@ -14,9 +14,10 @@ use palisade_model::finding::Severity;
 use palisade_model::flow::FlowDirection;
 use serde::{Deserialize, Serialize};
 
+use super::compact::{EvidenceArena, FlowTally, KeyedMap, NO_LINK, SavedTally};
 use super::finding::{DetectorKind, Endpoint};
 use super::intel::key_address;
-use super::state::{FastMap, FlowTally, Recycle, WindowSet, new_map, pairs};
+use super::state::{Recycle, WindowSet};
 use super::{
     Emitter, FlowContext, NetworkConfigError, SuppressionKey, WindowClock, build_finding,
     config_error, require_positive,
@@ -96,34 +97,120 @@ impl BeaconingConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One pair's connections in a window: 80 bytes, the connection times in the window's arena.
+#[derive(Debug, Clone, PartialEq)]
 struct Contacts {
     tally: FlowTally,
-    /// (start time, source port) of the first connection, inline (most pairs see one).
+    /// The newest entry of `BeaconWindow::connections` of this pair, or [`NO_LINK`].
+    last_connection: u32,
+    /// Connections remembered (at most `max_tracked_connections`).
+    connections: u32,
+}
+
+/// One window: the connections per (internal source, external destination, port), their
+/// evidence, and the (start time, source port, previous entry of the same pair) of every
+/// remembered connection, appended in arrival order like the evidence (see `compact`).
+#[derive(Debug, Default)]
+pub(crate) struct BeaconWindow {
+    contacts: KeyedMap<(u128, u128, u16), Contacts>,
+    connections: Vec<(i64, u16, u32)>,
+    evidence: EvidenceArena,
+}
+
+impl BeaconWindow {
+    /// Remembers a connection of the pair `key` (restoring a saved state).
+    fn remember(&mut self, key: (u128, u128, u16), start: i64, source_port: u16) {
+        if self.connections.len() >= NO_LINK as usize {
+            return;
+        }
+        if let Some(contacts) = self.contacts.get_mut(&key) {
+            self.connections
+                .push((start, source_port, contacts.last_connection));
+            contacts.last_connection = (self.connections.len() - 1) as u32;
+            contacts.connections += 1;
+        }
+    }
+}
+
+/// The (start, source port) of the connections of the chain ending at `last`, newest first.
+fn connections_of(connections: &[(i64, u16, u32)], mut last: u32) -> Vec<(i64, u16)> {
+    let mut chain = Vec::new();
+    while let Some((start, port, previous)) = connections.get(last as usize) {
+        chain.push((*start, *port));
+        last = *previous;
+    }
+    chain
+}
+
+impl Recycle for BeaconWindow {
+    fn clear_for_reuse(&mut self) {
+        self.contacts.clear();
+        self.connections.clear();
+        self.evidence.clear();
+    }
+}
+
+/// [`Contacts`] as the saved state writes it (the layout of earlier builds).
+#[derive(Serialize, Deserialize)]
+struct SavedContacts {
+    tally: SavedTally,
+    /// (start time, source port) of the first connection.
     first_connection: (i64, u16),
     /// (start time, source port) of the following connections.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     more_connections: Vec<(i64, u16)>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct BeaconWindow {
-    /// (internal source, external destination, port) → connections.
-    #[serde(with = "pairs")]
-    contacts: FastMap<(u128, u128, u16), Contacts>,
+/// Saved as `{"contacts": [[key, contacts]…]}`.
+#[derive(Serialize, Deserialize)]
+struct SavedBeaconWindow {
+    contacts: Vec<((u128, u128, u16), SavedContacts)>,
 }
 
-impl Default for BeaconWindow {
-    fn default() -> Self {
-        Self {
-            contacts: new_map(),
-        }
+impl Serialize for BeaconWindow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let contacts = self
+            .contacts
+            .sorted()
+            .into_iter()
+            .map(|(key, contacts)| {
+                let mut connections = connections_of(&self.connections, contacts.last_connection);
+                connections.reverse();
+                let mut connections = connections.into_iter();
+                let first_connection = connections.next().unwrap_or_default();
+                let saved = SavedContacts {
+                    tally: contacts.tally.saved(&self.evidence),
+                    first_connection,
+                    more_connections: connections.collect(),
+                };
+                (key, saved)
+            })
+            .collect();
+        SavedBeaconWindow { contacts }.serialize(serializer)
     }
 }
 
-impl Recycle for BeaconWindow {
-    fn clear_for_reuse(&mut self) {
-        self.contacts.clear();
+impl<'de> Deserialize<'de> for BeaconWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let saved = SavedBeaconWindow::deserialize(deserializer)?;
+        let mut window = Self::default();
+        for (key, contacts) in saved.contacts {
+            let tally = FlowTally::restored(contacts.tally, &mut window.evidence);
+            window.contacts.insert(
+                key,
+                Contacts {
+                    tally,
+                    last_connection: NO_LINK,
+                    connections: 0,
+                },
+            );
+            for (start, port) in
+                std::iter::once(contacts.first_connection).chain(contacts.more_connections)
+            {
+                window.remember(key, start, port);
+            }
+        }
+        Ok(window)
     }
 }
 
@@ -168,22 +255,26 @@ impl BeaconingState {
         else {
             return (false, i64::MAX);
         };
-        let contacts = window
-            .contacts
-            .entry((record.src, record.dst, record.dst_port))
-            .or_insert_with(|| Contacts {
-                tally: FlowTally::new(flow),
-                first_connection: (record.start, record.src_port),
-                more_connections: Vec::new(),
-            });
-        if contacts.tally.flows > 0
-            && contacts.more_connections.len() + 1 < config.max_tracked_connections
+        let key = (record.src, record.dst, record.dst_port);
+        let contacts = window.contacts.get_or_insert_with(key, || Contacts {
+            tally: FlowTally::new(flow),
+            last_connection: NO_LINK,
+            connections: 0,
+        });
+        contacts
+            .tally
+            .add(flow, false, evidence, &mut window.evidence);
+        // The arena holds fewer than 2³² connections: more than a window's flows could ever be
+        // held in memory.
+        if (contacts.connections as usize) < config.max_tracked_connections
+            && window.connections.len() < NO_LINK as usize
         {
-            contacts
-                .more_connections
-                .push((record.start, record.src_port));
+            window
+                .connections
+                .push((record.start, record.src_port, contacts.last_connection));
+            contacts.last_connection = (window.connections.len() - 1) as u32;
+            contacts.connections += 1;
         }
-        contacts.tally.add(flow, false, evidence);
         (
             true,
             if opened {
@@ -207,11 +298,10 @@ impl BeaconingState {
                 self.windows.window_end(index),
             );
             for ((source, destination, port), contacts) in window.contacts.drain() {
-                if (contacts.more_connections.len() as u64 + 1) < config.min_connections {
+                if u64::from(contacts.connections) < config.min_connections {
                     continue;
                 }
-                let mut connections = contacts.more_connections;
-                connections.push(contacts.first_connection);
+                let connections = connections_of(&window.connections, contacts.last_connection);
                 let Some(regularity) = regularity(config, connections) else {
                     continue;
                 };
@@ -238,6 +328,7 @@ impl BeaconingState {
                         port: Some(port),
                     },
                     &contacts.tally,
+                    contacts.tally.evidence(&window.evidence),
                     bounds,
                 );
                 finding.distinct_count = Some(regularity.connections);
@@ -304,6 +395,12 @@ mod tests {
             .enumerate()
             .map(|(index, start)| (*start, 40_000 + index as u16))
             .collect()
+    }
+
+    /// A map entry (packed key and contacts) stays at 96 bytes (see `compact`).
+    #[test]
+    fn contact_entries_stay_small() {
+        assert!(std::mem::size_of::<(u128, Contacts)>() <= 96);
     }
 
     #[test]

@@ -11,9 +11,10 @@ use palisade_model::finding::Severity;
 use palisade_model::flow::{FlowAction, FlowDirection};
 use serde::{Deserialize, Serialize};
 
+use super::compact::{EvidenceArena, FlowTally, KeyedMap, SavedTally};
 use super::finding::{DetectorKind, Endpoint};
 use super::intel::key_address;
-use super::state::{FastMap, FlowTally, Recycle, WindowSet, new_map, pairs};
+use super::state::{Recycle, WindowSet};
 use super::{
     Emitter, FlowContext, NetworkConfigError, SuppressionKey, WindowClock, build_finding,
     require_positive,
@@ -85,30 +86,72 @@ impl PortBitmap {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 struct Attempts {
     tally: FlowTally,
     accepted: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One window: the attempts per (source, target, port) and their evidence (see `compact`).
+#[derive(Debug, Default)]
 pub(crate) struct BruteForceWindow {
-    /// (source, target, port) → attempts.
-    #[serde(with = "pairs")]
-    attempts: FastMap<(u128, u128, u16), Attempts>,
-}
-
-impl Default for BruteForceWindow {
-    fn default() -> Self {
-        Self {
-            attempts: new_map(),
-        }
-    }
+    attempts: KeyedMap<(u128, u128, u16), Attempts>,
+    evidence: EvidenceArena,
 }
 
 impl Recycle for BruteForceWindow {
     fn clear_for_reuse(&mut self) {
         self.attempts.clear();
+        self.evidence.clear();
+    }
+}
+
+/// [`Attempts`] as the saved state writes it (the layout of earlier builds).
+#[derive(Serialize, Deserialize)]
+struct SavedAttempts {
+    tally: SavedTally,
+    accepted: u64,
+}
+
+/// Saved as `{"attempts": [[key, attempts]…]}`.
+#[derive(Serialize, Deserialize)]
+struct SavedBruteForceWindow {
+    attempts: Vec<((u128, u128, u16), SavedAttempts)>,
+}
+
+impl Serialize for BruteForceWindow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let attempts = self
+            .attempts
+            .sorted()
+            .into_iter()
+            .map(|(key, attempts)| {
+                let saved = SavedAttempts {
+                    tally: attempts.tally.saved(&self.evidence),
+                    accepted: attempts.accepted,
+                };
+                (key, saved)
+            })
+            .collect();
+        SavedBruteForceWindow { attempts }.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for BruteForceWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let saved = SavedBruteForceWindow::deserialize(deserializer)?;
+        let mut window = Self::default();
+        for (key, attempts) in saved.attempts {
+            let tally = FlowTally::restored(attempts.tally, &mut window.evidence);
+            window.attempts.insert(
+                key,
+                Attempts {
+                    tally,
+                    accepted: attempts.accepted,
+                },
+            );
+        }
+        Ok(window)
     }
 }
 
@@ -156,14 +199,16 @@ impl BruteForceState {
         else {
             return (false, i64::MAX);
         };
-        let attempts = window
-            .attempts
-            .entry((record.src, record.dst, record.dst_port))
-            .or_insert_with(|| Attempts {
-                tally: FlowTally::new(flow),
-                accepted: 0,
-            });
-        attempts.tally.add(flow, false, evidence);
+        let attempts =
+            window
+                .attempts
+                .get_or_insert_with((record.src, record.dst, record.dst_port), || Attempts {
+                    tally: FlowTally::new(flow),
+                    accepted: 0,
+                });
+        attempts
+            .tally
+            .add(flow, false, evidence, &mut window.evidence);
         attempts.accepted += u64::from(record.action == FlowAction::Accept);
         (
             true,
@@ -210,6 +255,7 @@ impl BruteForceState {
                         port: Some(port),
                     },
                     &attempts.tally,
+                    attempts.tally.evidence(&window.evidence),
                     bounds,
                 );
                 finding.distinct_count = Some(attempts.tally.flows);

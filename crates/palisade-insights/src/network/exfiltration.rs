@@ -14,9 +14,10 @@ use palisade_model::finding::Severity;
 use palisade_model::flow::FlowDirection;
 use serde::{Deserialize, Serialize};
 
+use super::compact::{EvidenceArena, FlowTally, KeyedMap, SavedTally};
 use super::finding::{DetectorKind, Endpoint};
 use super::intel::key_address;
-use super::state::{FastMap, FlowTally, Recycle, WindowSet, new_map, pairs};
+use super::state::{FastMap, Recycle, WindowSet, new_map, pairs};
 use super::{
     Emitter, FlowContext, NetworkConfigError, SuppressionKey, WindowClock, build_finding,
     config_error, require_positive,
@@ -64,22 +65,50 @@ impl ExfiltrationConfig {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One window: the uploads per pair and their evidence. Saved as `{"uploads": [[key, tally]…]}`
+/// with the evidence inline (see `compact`).
+#[derive(Debug, Default)]
 pub(crate) struct UploadWindow {
     /// (internal source, external destination) → uploads.
-    #[serde(with = "pairs")]
-    uploads: FastMap<(u128, u128), FlowTally>,
-}
-
-impl Default for UploadWindow {
-    fn default() -> Self {
-        Self { uploads: new_map() }
-    }
+    uploads: KeyedMap<(u128, u128), FlowTally>,
+    evidence: EvidenceArena,
 }
 
 impl Recycle for UploadWindow {
     fn clear_for_reuse(&mut self) {
         self.uploads.clear();
+        self.evidence.clear();
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedUploadWindow {
+    uploads: Vec<((u128, u128), SavedTally)>,
+}
+
+impl Serialize for UploadWindow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SavedUploadWindow {
+            uploads: self
+                .uploads
+                .sorted()
+                .into_iter()
+                .map(|(key, tally)| (key, tally.saved(&self.evidence)))
+                .collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for UploadWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let saved = SavedUploadWindow::deserialize(deserializer)?;
+        let mut window = Self::default();
+        for (key, tally) in saved.uploads {
+            let tally = FlowTally::restored(tally, &mut window.evidence);
+            window.uploads.insert(key, tally);
+        }
+        Ok(window)
     }
 }
 
@@ -135,9 +164,8 @@ impl ExfiltrationState {
         };
         window
             .uploads
-            .entry((record.src, record.dst))
-            .or_insert_with(|| FlowTally::new(flow))
-            .add(flow, false, evidence);
+            .get_or_insert_with((record.src, record.dst), || FlowTally::new(flow))
+            .add(flow, false, evidence, &mut window.evidence);
         (
             true,
             if opened {
@@ -216,9 +244,10 @@ impl ExfiltrationState {
                         port: None,
                     },
                     &tally,
+                    tally.evidence(&window.evidence),
                     bounds,
                 );
-                let mut ports: Vec<u16> = tally.evidence_ports().collect();
+                let mut ports: Vec<u16> = tally.evidence_ports(&window.evidence);
                 ports.sort_unstable();
                 ports.dedup();
                 finding.dst_ports = ports;

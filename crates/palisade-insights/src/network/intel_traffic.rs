@@ -20,9 +20,10 @@ use palisade_model::finding::Severity;
 use palisade_model::flow::{FlowAction, FlowDirection};
 use serde::{Deserialize, Serialize};
 
-use super::finding::{DetectorKind, Endpoint, MAX_LISTED};
+use super::compact::{EvidenceArena, FlowTally, KeyedMap, SavedTally};
+use super::finding::{DetectorKind, Endpoint, EvidenceFlow, MAX_LISTED};
 use super::intel::{IntelMatch, ThreatIntel, key_address};
-use super::state::{DistinctSet, FastMap, FlowTally, Recycle, WindowSet, new_map, pairs};
+use super::state::{DistinctSet, Recycle, WindowSet};
 use super::{
     Emitter, FlowContext, NetworkConfigError, Shard, SuppressionKey, WindowClock, build_finding,
     config_error, require_positive,
@@ -75,7 +76,7 @@ impl ThreatIntelConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 struct IntelPair {
     matched: IntelMatch,
     tally: FlowTally,
@@ -86,21 +87,72 @@ struct IntelPair {
 /// Key: (our address, listed address, outbound?).
 type IntelKey = (u128, u128, bool);
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One window: the pairs and their evidence (see `compact`).
+#[derive(Debug, Default)]
 pub(crate) struct IntelWindow {
-    #[serde(with = "pairs")]
-    pairs: FastMap<IntelKey, IntelPair>,
-}
-
-impl Default for IntelWindow {
-    fn default() -> Self {
-        Self { pairs: new_map() }
-    }
+    pairs: KeyedMap<IntelKey, IntelPair>,
+    evidence: EvidenceArena,
 }
 
 impl Recycle for IntelWindow {
     fn clear_for_reuse(&mut self) {
         self.pairs.clear();
+        self.evidence.clear();
+    }
+}
+
+/// [`IntelPair`] as the saved state writes it (the layout of earlier builds).
+#[derive(Serialize, Deserialize)]
+struct SavedIntelPair {
+    matched: IntelMatch,
+    tally: SavedTally,
+    accepted: u64,
+    ports: DistinctSet<u16>,
+}
+
+/// Saved as `{"pairs": [[key, pair]…]}`.
+#[derive(Serialize, Deserialize)]
+struct SavedIntelWindow {
+    pairs: Vec<(IntelKey, SavedIntelPair)>,
+}
+
+impl Serialize for IntelWindow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let pairs = self
+            .pairs
+            .sorted()
+            .into_iter()
+            .map(|(key, pair)| {
+                let saved = SavedIntelPair {
+                    matched: pair.matched.clone(),
+                    tally: pair.tally.saved(&self.evidence),
+                    accepted: pair.accepted,
+                    ports: pair.ports.clone(),
+                };
+                (key, saved)
+            })
+            .collect();
+        SavedIntelWindow { pairs }.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for IntelWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let saved = SavedIntelWindow::deserialize(deserializer)?;
+        let mut window = Self::default();
+        for (key, pair) in saved.pairs {
+            let tally = FlowTally::restored(pair.tally, &mut window.evidence);
+            window.pairs.insert(
+                key,
+                IntelPair {
+                    matched: pair.matched,
+                    tally,
+                    accepted: pair.accepted,
+                    ports: pair.ports,
+                },
+            );
+        }
+        Ok(window)
     }
 }
 
@@ -154,13 +206,14 @@ impl IntelTrafficState {
         else {
             return (false, i64::MAX);
         };
-        let pair = window.pairs.entry(key).or_insert_with(|| IntelPair {
+        let pair = window.pairs.get_or_insert_with(key, || IntelPair {
             matched: intel.match_at(entry),
             tally: FlowTally::new(flow),
             accepted: 0,
             ports: DistinctSet::new(),
         });
-        pair.tally.add(flow, flow.reply, evidence);
+        pair.tally
+            .add(flow, flow.reply, evidence, &mut window.evidence);
         if record.action == FlowAction::Accept {
             pair.accepted += 1;
         }
@@ -191,7 +244,15 @@ impl IntelTrafficState {
                 self.windows.window_end(index),
             );
             for ((ours, theirs, outbound), pair) in window.pairs.drain() {
-                report(config, ours, theirs, outbound, pair, bounds, emitter);
+                let evidence = pair.tally.evidence(&window.evidence);
+                report(
+                    config,
+                    (ours, theirs, outbound),
+                    pair,
+                    evidence,
+                    bounds,
+                    emitter,
+                );
             }
             self.windows.recycle(window);
         }
@@ -200,10 +261,9 @@ impl IntelTrafficState {
 
 fn report(
     config: &ThreatIntelConfig,
-    ours: u128,
-    theirs: u128,
-    outbound: bool,
+    (ours, theirs, outbound): IntelKey,
     pair: IntelPair,
+    evidence: Vec<EvidenceFlow>,
     bounds: (i64, i64),
     emitter: &mut Emitter<'_>,
 ) {
@@ -276,6 +336,7 @@ fn report(
         client,
         server,
         &pair.tally,
+        evidence,
         bounds,
     );
     finding.dst_ports = ports;

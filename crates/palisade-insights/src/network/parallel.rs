@@ -11,7 +11,10 @@
 //! single state, in the same order. Other formats are decoded on the calling thread and
 //! detected the same way.
 //!
-//! Pure computation on rayon's pool: the reader is the only I/O, and it is the caller's.
+//! Pure computation on rayon's pool: the reader is the only I/O, and it is the caller's. The
+//! calling thread reads (and decompresses) the next block of AWS text while the pool runs the
+//! current one, so on two cores the read is not a serial step of every block; the reader never
+//! leaves the calling thread (it need not be `Send`).
 
 use std::io::{self, BufRead, Read};
 
@@ -137,58 +140,52 @@ impl<'run> ParallelScan<'run> {
         self.detect(chunks.len());
     }
 
+    /// Reads AWS text in blocks of whole lines and runs each block on all threads, reading the
+    /// next block on the calling thread meanwhile (reading, and decompressing gzipped input,
+    /// would otherwise leave the pool idle).
     fn scan_aws_text<R: Read>(&mut self, mut reader: R, source_name: &str) -> FlowDecodeSummary {
         let mut summary = FlowDecodeSummary::new();
         let mut layout = AwsLayout::default();
         let mut lines_before = 0u64;
-        let mut buffer = vec![0u8; BLOCK_BYTES];
-        let mut filled = 0usize;
+        let mut current = Block::new();
+        let mut next = Block::new();
+        current.fill(&mut reader);
         loop {
-            let mut end_of_input = false;
-            let mut failure = None;
-            while filled < buffer.len() {
-                match reader.read(&mut buffer[filled..]) {
-                    Ok(0) => {
-                        end_of_input = true;
-                        break;
-                    }
-                    Ok(read) => filled += read,
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    Err(error) => {
-                        failure = Some(error);
-                        break;
-                    }
-                }
-            }
-            let end = if end_of_input {
-                filled
-            } else {
-                match memchr::memrchr(b'\n', &buffer[..filled]) {
-                    Some(last) => last + 1,
-                    None if failure.is_some() => 0,
-                    None => {
-                        // One line longer than the buffer: make room and read on.
-                        buffer.resize(buffer.len() * 2, 0);
-                        continue;
-                    }
-                }
+            let Some(end) = current.cut() else {
+                // One line longer than the buffer: make room and read on.
+                current.grow();
+                current.fill(&mut reader);
+                continue;
             };
-            self.process_aws_block(
-                &buffer[..end],
-                source_name,
-                &mut layout,
-                &mut lines_before,
-                &mut summary,
-            );
-            buffer.copy_within(end..filled, 0);
-            filled -= end;
-            if let Some(error) = failure {
+            let last = current.end_of_input || current.failure.is_some();
+            next.start_with(&current.buffer[end..current.filled]);
+            let text = &current.buffer[..end];
+            if last {
+                self.process_aws_block(
+                    text,
+                    source_name,
+                    &mut layout,
+                    &mut lines_before,
+                    &mut summary,
+                );
+            } else {
+                let (layout, lines_before, summary) =
+                    (&mut layout, &mut lines_before, &mut summary);
+                rayon::in_place_scope(|scope| {
+                    scope.spawn(|_| {
+                        self.process_aws_block(text, source_name, layout, lines_before, summary);
+                    });
+                    next.fill(&mut reader);
+                });
+            }
+            if let Some(error) = current.failure.take() {
                 summary.push_io_error(source_name, lines_before + 1, &error);
                 break;
             }
-            if end_of_input {
+            if last {
                 break;
             }
+            std::mem::swap(&mut current, &mut next);
         }
         summary
     }
@@ -324,6 +321,72 @@ impl<'run> ParallelScan<'run> {
     }
 }
 
+/// A buffer of input text being filled from the reader.
+struct Block {
+    buffer: Vec<u8>,
+    filled: usize,
+    end_of_input: bool,
+    failure: Option<io::Error>,
+}
+
+impl Block {
+    fn new() -> Self {
+        Self {
+            buffer: vec![0u8; BLOCK_BYTES],
+            filled: 0,
+            end_of_input: false,
+            failure: None,
+        }
+    }
+
+    /// Reads until the buffer is full, the input ends or fails.
+    fn fill<R: Read>(&mut self, reader: &mut R) {
+        while self.filled < self.buffer.len() {
+            match reader.read(&mut self.buffer[self.filled..]) {
+                Ok(0) => {
+                    self.end_of_input = true;
+                    break;
+                }
+                Ok(read) => self.filled += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.failure = Some(error);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Where the whole lines of the buffer end: all of it at the end of input, after the last
+    /// line end otherwise (nothing when the input failed before any), or `None` when no line
+    /// ends in a full buffer.
+    fn cut(&self) -> Option<usize> {
+        if self.end_of_input {
+            return Some(self.filled);
+        }
+        match memchr::memrchr(b'\n', &self.buffer[..self.filled]) {
+            Some(last) => Some(last + 1),
+            None if self.failure.is_some() => Some(0),
+            None => None,
+        }
+    }
+
+    fn grow(&mut self) {
+        self.buffer.resize(self.buffer.len() * 2, 0);
+    }
+
+    /// Starts the buffer with `tail` (the partial line of the previous block).
+    fn start_with(&mut self, tail: &[u8]) {
+        if self.buffer.len() < tail.len() * 2 {
+            self.buffer.resize(tail.len() * 2, 0);
+        }
+        self.buffer[..tail.len()].copy_from_slice(tail);
+        self.filled = tail.len();
+        self.end_of_input = false;
+        self.failure = None;
+    }
+}
+
 /// Cuts `text` into about `pieces` pieces that end at line ends.
 fn split_at_lines(text: &[u8], pieces: usize) -> Vec<&[u8]> {
     let target = text.len().div_ceil(pieces.max(1)).max(1);
@@ -346,6 +409,98 @@ fn split_at_lines(text: &[u8], pieces: usize) -> Vec<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out its text in uneven reads and fails (once) at `fail_at`, if set.
+    struct ChoppyReader {
+        text: Vec<u8>,
+        position: usize,
+        fail_at: Option<usize>,
+        reads: usize,
+    }
+
+    impl Read for ChoppyReader {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.reads.is_multiple_of(7) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "again"));
+            }
+            let mut end = (self.position + 100_000 + self.reads * 977).min(self.text.len());
+            if let Some(fail_at) = self.fail_at {
+                if self.position >= fail_at {
+                    return Err(io::Error::other("disk gone"));
+                }
+                end = end.min(fail_at);
+            }
+            let length = (end - self.position).min(out.len());
+            out[..length].copy_from_slice(&self.text[self.position..self.position + length]);
+            self.position += length;
+            Ok(length)
+        }
+    }
+
+    /// Several blocks read while the previous one is processed, a line longer than a block,
+    /// and an input that fails midway: the same summary, flows and findings as one state
+    /// reading the same input.
+    #[test]
+    fn blocks_read_ahead_give_what_one_state_gives() {
+        use crate::network::generator::{self, GeneratorConfig};
+        use crate::network::{NetworkDetectorConfig, ThreatIntel};
+
+        let config = GeneratorConfig {
+            seed: 11,
+            background_records: 30_000,
+            ..GeneratorConfig::default()
+        };
+        let mut text = Vec::new();
+        let mut lines = 0usize;
+        let traffic = generator::generate(&config, |record| {
+            lines += 1;
+            if lines == 9_000 {
+                // A line longer than a block (reported as a bad line).
+                text.extend(std::iter::repeat_n(b'7', BLOCK_BYTES * 2 + 5));
+                text.push(b'\n');
+            }
+            palisade_logs::flow::aws::write_default_format_line(record, &mut text)
+                .expect("in memory");
+        });
+        assert!(text.len() > BLOCK_BYTES * 4);
+        let intel = ThreatIntel::build([("generated", &traffic.intel[..])]);
+        let detectors = NetworkDetectors::new(NetworkDetectorConfig::default()).expect("valid");
+        for fail_at in [None, Some(text.len() * 2 / 3)] {
+            let reader = || ChoppyReader {
+                text: text.clone(),
+                position: 0,
+                fail_at,
+                reads: 0,
+            };
+            let mut state = detectors.new_state();
+            let mut expected = Vec::new();
+            let expected_summary = decode_flows_compact(
+                io::BufReader::new(reader()),
+                "choppy.log",
+                FlowFormat::AwsVpcText,
+                |flow| detectors.process_compact(&mut state, &intel, flow, &mut expected),
+            );
+            detectors.flush(&mut state, &mut expected);
+            assert_eq!(
+                expected_summary.bad_records,
+                1 + u64::from(fail_at.is_some())
+            );
+            for threads in [1, 2, 3] {
+                let mut scan = ParallelScan::new(&detectors, &intel, threads);
+                let summary = scan.scan(
+                    io::BufReader::new(reader()),
+                    "choppy.log",
+                    FlowFormat::AwsVpcText,
+                );
+                assert_eq!(summary, expected_summary, "{threads} threads, {fail_at:?}");
+                assert_eq!(scan.flows(), state.flows_seen());
+                let (findings, stats) = scan.finish();
+                assert!(findings == expected, "{threads} threads, {fail_at:?}");
+                assert_eq!(stats, state.stats());
+            }
+        }
+    }
 
     #[test]
     fn pieces_end_at_line_ends_and_cover_the_text() {

@@ -15,11 +15,10 @@ use palisade_model::finding::Severity;
 use palisade_model::flow::{FlowAction, FlowDirection};
 use serde::{Deserialize, Serialize};
 
+use super::compact::{EvidenceArena, FlowTally, KeyedMap, SavedTally};
 use super::finding::{DetectorKind, Endpoint, MAX_LISTED};
 use super::intel::key_address;
-use super::state::{
-    DistinctSet, FastMap, FlowTally, Recycle, WindowSet, addresses, new_map, pairs,
-};
+use super::state::{DistinctSet, Recycle, WindowSet, addresses};
 use super::{
     Emitter, FlowContext, NetworkConfigError, SuppressionKey, WindowClock, build_finding,
     require_positive,
@@ -85,14 +84,14 @@ impl PortScanConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 struct Probes<T: Copy + Eq + std::hash::Hash + Ord> {
     tally: FlowTally,
     accepted: u64,
     values: DistinctSet<T>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 struct DistributedProbes {
     tally: FlowTally,
     accepted: u64,
@@ -100,27 +99,17 @@ struct DistributedProbes {
     ports: DistinctSet<u16>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One window: the three kinds of keys and the evidence they keep (one probe is usually evidence
+/// of a vertical, a horizontal and a distributed key at once, stored once; see `compact`).
+#[derive(Debug, Default)]
 pub(crate) struct ScanWindow {
     /// (source, target) → ports. Sharded by target.
-    #[serde(with = "pairs")]
-    vertical: FastMap<(u128, u128), Probes<u16>>,
+    vertical: KeyedMap<(u128, u128), Probes<u16>>,
     /// (source, port, protocol) → targets. Sharded by source.
-    #[serde(with = "pairs")]
-    horizontal: FastMap<(u128, u16, u8), Probes<u128>>,
+    horizontal: KeyedMap<(u128, u16, u8), Probes<u128>>,
     /// target → sources and ports. Sharded by target.
-    #[serde(with = "pairs")]
-    distributed: FastMap<u128, DistributedProbes>,
-}
-
-impl Default for ScanWindow {
-    fn default() -> Self {
-        Self {
-            vertical: new_map(),
-            horizontal: new_map(),
-            distributed: new_map(),
-        }
-    }
+    distributed: KeyedMap<u128, DistributedProbes>,
+    evidence: EvidenceArena,
 }
 
 impl Recycle for ScanWindow {
@@ -128,6 +117,111 @@ impl Recycle for ScanWindow {
         self.vertical.clear();
         self.horizontal.clear();
         self.distributed.clear();
+        self.evidence.clear();
+    }
+}
+
+/// [`Probes`] as the saved state writes it (the layout of earlier builds).
+#[derive(Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
+struct SavedProbes<T: Copy + Eq + std::hash::Hash + Ord> {
+    tally: SavedTally,
+    accepted: u64,
+    values: DistinctSet<T>,
+}
+
+/// [`DistributedProbes`] as the saved state writes it.
+#[derive(Serialize, Deserialize)]
+struct SavedDistributedProbes {
+    tally: SavedTally,
+    accepted: u64,
+    sources: DistinctSet<u128>,
+    ports: DistinctSet<u16>,
+}
+
+/// Saved as `{"vertical": [[key, probes]…], "horizontal": […], "distributed": […]}`.
+#[derive(Serialize, Deserialize)]
+struct SavedScanWindow {
+    vertical: Vec<((u128, u128), SavedProbes<u16>)>,
+    horizontal: Vec<((u128, u16, u8), SavedProbes<u128>)>,
+    distributed: Vec<(u128, SavedDistributedProbes)>,
+}
+
+impl<T: Copy + Eq + std::hash::Hash + Ord> Probes<T> {
+    fn saved(&self, arena: &EvidenceArena) -> SavedProbes<T> {
+        SavedProbes {
+            tally: self.tally.saved(arena),
+            accepted: self.accepted,
+            values: self.values.clone(),
+        }
+    }
+
+    fn restored(saved: SavedProbes<T>, arena: &mut EvidenceArena) -> Self {
+        Self {
+            tally: FlowTally::restored(saved.tally, arena),
+            accepted: saved.accepted,
+            values: saved.values,
+        }
+    }
+}
+
+impl Serialize for ScanWindow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let arena = &self.evidence;
+        SavedScanWindow {
+            vertical: self
+                .vertical
+                .sorted()
+                .into_iter()
+                .map(|(key, probes)| (key, probes.saved(arena)))
+                .collect(),
+            horizontal: self
+                .horizontal
+                .sorted()
+                .into_iter()
+                .map(|(key, probes)| (key, probes.saved(arena)))
+                .collect(),
+            distributed: self
+                .distributed
+                .sorted()
+                .into_iter()
+                .map(|(key, probes)| {
+                    let saved = SavedDistributedProbes {
+                        tally: probes.tally.saved(arena),
+                        accepted: probes.accepted,
+                        sources: probes.sources.clone(),
+                        ports: probes.ports.clone(),
+                    };
+                    (key, saved)
+                })
+                .collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ScanWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let saved = SavedScanWindow::deserialize(deserializer)?;
+        let mut window = Self::default();
+        for (key, probes) in saved.vertical {
+            let probes = Probes::restored(probes, &mut window.evidence);
+            window.vertical.insert(key, probes);
+        }
+        for (key, probes) in saved.horizontal {
+            let probes = Probes::restored(probes, &mut window.evidence);
+            window.horizontal.insert(key, probes);
+        }
+        for (key, probes) in saved.distributed {
+            let probes = DistributedProbes {
+                tally: FlowTally::restored(probes.tally, &mut window.evidence),
+                accepted: probes.accepted,
+                sources: probes.sources,
+                ports: probes.ports,
+            };
+            window.distributed.insert(key, probes);
+        }
+        Ok(window)
     }
 }
 
@@ -178,41 +272,45 @@ impl PortScanState {
         let cap = config.max_tracked_values;
         let accepted = u64::from(record.action == FlowAction::Accept);
         if owns_source {
-            let horizontal = window
-                .horizontal
-                .entry((record.src, record.dst_port, record.protocol))
-                .or_insert_with(|| Probes {
+            let horizontal = window.horizontal.get_or_insert_with(
+                (record.src, record.dst_port, record.protocol),
+                || Probes {
                     tally: FlowTally::new(flow),
                     accepted: 0,
                     values: DistinctSet::new(),
-                });
-            horizontal.tally.add(flow, false, evidence);
+                },
+            );
+            horizontal
+                .tally
+                .add(flow, false, evidence, &mut window.evidence);
             horizontal.accepted += accepted;
             horizontal.values.insert(record.dst, cap);
         }
         if owns_target {
             let vertical = window
                 .vertical
-                .entry((record.src, record.dst))
-                .or_insert_with(|| Probes {
+                .get_or_insert_with((record.src, record.dst), || Probes {
                     tally: FlowTally::new(flow),
                     accepted: 0,
                     values: DistinctSet::new(),
                 });
-            vertical.tally.add(flow, false, evidence);
+            vertical
+                .tally
+                .add(flow, false, evidence, &mut window.evidence);
             vertical.accepted += accepted;
             vertical.values.insert(record.dst_port, cap);
             let distributed =
                 window
                     .distributed
-                    .entry(record.dst)
-                    .or_insert_with(|| DistributedProbes {
+                    .get_or_insert_with(record.dst, || DistributedProbes {
                         tally: FlowTally::new(flow),
                         accepted: 0,
                         sources: DistinctSet::new(),
                         ports: DistinctSet::new(),
                     });
-            distributed.tally.add(flow, false, evidence);
+            distributed
+                .tally
+                .add(flow, false, evidence, &mut window.evidence);
             distributed.accepted += accepted;
             distributed.sources.insert(record.src, cap);
             distributed.ports.insert(record.dst_port, cap);
@@ -282,6 +380,7 @@ fn close_window(
                 port: None,
             },
             &probes.tally,
+            probes.tally.evidence(&window.evidence),
             bounds,
         );
         finding.dst_ports = probes.values.sorted(MAX_LISTED);
@@ -325,6 +424,7 @@ fn close_window(
                 port: Some(port),
             },
             &probes.tally,
+            probes.tally.evidence(&window.evidence),
             bounds,
         );
         finding.dst_addresses = addresses(&listed);
@@ -374,6 +474,7 @@ fn close_window(
                 port: None,
             },
             &probes.tally,
+            probes.tally.evidence(&window.evidence),
             bounds,
         );
         finding.src_addresses = addresses(&listed_sources);

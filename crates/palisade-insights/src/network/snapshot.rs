@@ -164,6 +164,186 @@ mod tests {
         (records, intel)
     }
 
+    /// A small state touching every detector and both address families, saved by the build
+    /// before the compact layout (`tests/data/network-state-pns1.txt`): earlier saved states
+    /// must still load and go on to the same findings.
+    fn compatibility_flows() -> (Vec<FlowRecord>, Vec<FlowRecord>, ThreatIntel) {
+        use palisade_model::flow::FlowAction;
+        let base = 1_767_225_600i64;
+        let flow = |offset: i64,
+                    src: &str,
+                    dst: &str,
+                    ports: (u16, u16),
+                    packets: u64,
+                    bytes: u64,
+                    action: FlowAction| FlowRecord {
+            start: chrono::DateTime::from_timestamp(base + offset, 0).expect("valid"),
+            end: chrono::DateTime::from_timestamp(base + offset + 5, 0).expect("valid"),
+            src_addr: src.parse().expect("valid"),
+            dst_addr: dst.parse().expect("valid"),
+            src_port: ports.0,
+            dst_port: ports.1,
+            protocol: 6,
+            packets,
+            bytes,
+            action,
+            ..FlowRecord::default()
+        };
+        let mut before = Vec::new();
+        let mut after = Vec::new();
+        for port in 1..=24u16 {
+            let part = if port <= 12 { &mut before } else { &mut after };
+            part.push(flow(
+                i64::from(port),
+                "198.51.100.10",
+                "10.0.0.5",
+                (40_000, port),
+                1,
+                44,
+                FlowAction::Reject,
+            ));
+            part.push(flow(
+                i64::from(port),
+                "2001:db8::66",
+                "fd00::5",
+                (40_001, port),
+                1,
+                60,
+                FlowAction::Reject,
+            ));
+        }
+        for attempt in 0..30i64 {
+            let part = if attempt < 15 {
+                &mut before
+            } else {
+                &mut after
+            };
+            part.push(flow(
+                30 + attempt,
+                "203.0.113.50",
+                "10.0.0.6",
+                (50_000 + attempt as u16, 22),
+                12,
+                3_000,
+                FlowAction::Accept,
+            ));
+        }
+        for beat in 0..12i64 {
+            let part = if beat < 3 { &mut before } else { &mut after };
+            part.push(flow(
+                60 + beat * 300,
+                "10.0.4.6",
+                "203.0.113.90",
+                (41_000 + beat as u16, 443),
+                8,
+                900,
+                FlowAction::Accept,
+            ));
+            part.push(flow(
+                61 + beat * 300,
+                "fd00::6",
+                "2001:db8::90",
+                (42_000 + beat as u16, 8443),
+                8,
+                900,
+                FlowAction::Accept,
+            ));
+            part.push(flow(
+                62 + beat * 300,
+                "10.0.4.5",
+                "203.0.113.80",
+                (43_000 + beat as u16, 443),
+                400,
+                200_000_000,
+                FlowAction::Accept,
+            ));
+        }
+        before.push(flow(
+            100,
+            "10.0.4.7",
+            "192.0.2.66",
+            (44_000, 443),
+            10,
+            5_000,
+            FlowAction::Accept,
+        ));
+        after.push(flow(
+            200,
+            "10.0.4.7",
+            "192.0.2.66",
+            (44_001, 443),
+            10,
+            5_000,
+            FlowAction::Accept,
+        ));
+        before.sort_by_key(|record| record.start);
+        after.sort_by_key(|record| record.start);
+        let listed = [crate::network::IntelIndicator {
+            network: "192.0.2.66/32".parse().expect("valid"),
+            category: "malware".into(),
+            confidence: 90,
+        }];
+        (
+            before,
+            after,
+            ThreatIntel::build([("fixture", &listed[..])]),
+        )
+    }
+
+    #[test]
+    fn a_state_saved_by_the_earlier_layout_loads_and_goes_on_alike() {
+        let detectors = NetworkDetectors::new(NetworkDetectorConfig::default()).expect("valid");
+        let (before, after, intel) = compatibility_flows();
+        let saved = include_str!("../../tests/data/network-state-pns1.txt");
+        let mut restored = detectors.restore_state(saved).expect("restores");
+        assert_eq!(
+            detectors.save_state(&restored),
+            saved,
+            "same state, same text"
+        );
+        let mut original = detectors.new_state();
+        let mut findings = Vec::new();
+        for record in &before {
+            detectors.process(&mut original, &intel, record, &mut findings);
+        }
+        assert_eq!(detectors.save_state(&original), saved);
+        assert_eq!(restored.stats(), original.stats());
+        let run = |state: &mut NetworkDetectorState| {
+            let mut findings: Vec<NetworkFinding> = Vec::new();
+            for record in &after {
+                detectors.process(state, &intel, record, &mut findings);
+            }
+            detectors.flush(state, &mut findings);
+            findings
+        };
+        let expected = run(&mut original);
+        let types: std::collections::BTreeSet<&str> = expected
+            .iter()
+            .map(|finding| finding.finding_type.as_str())
+            .collect();
+        // Every detector, and IPv6 keys as well as IPv4 ones.
+        for wanted in [
+            "port_scan_vertical",
+            "brute_force",
+            "beaconing",
+            "exfiltration",
+        ] {
+            assert!(types.contains(wanted), "{wanted} missing from {types:?}");
+        }
+        assert!(
+            types.iter().any(|kind| kind.starts_with("xforce-")),
+            "{types:?}"
+        );
+        assert!(
+            expected
+                .iter()
+                .any(|finding| finding.src_addresses[0].is_ipv6())
+        );
+        assert!(expected.iter().all(|finding| !finding.evidence.is_empty()));
+        assert!(run(&mut restored) == expected);
+        assert_eq!(restored.stats(), original.stats());
+    }
+
     #[test]
     fn a_restored_state_goes_on_exactly_like_the_original() {
         let detectors = NetworkDetectors::new(NetworkDetectorConfig::default()).expect("valid");

@@ -1,18 +1,16 @@
 //! Building blocks shared by the detectors: tumbling windows on flow time, bounded distinct-value
-//! sets, evidence buffers, the internal/external address classifier, and the suppression of
-//! repeated findings.
+//! sets, the internal/external address classifier, and the suppression of repeated findings.
+//! The per-key tallies, their evidence and the packed keys are in `compact`.
 
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
 use foldhash::fast::FixedState;
 use ipnet::IpNet;
-use palisade_model::flow::{CompactFlow, FlowAction, address_key, key_address};
+use palisade_model::flow::{address_key, key_address};
 use serde::{Deserialize, Serialize};
 
-use super::FlowContext;
-use super::finding::{EvidenceFlow, NetworkFinding};
+use super::finding::NetworkFinding;
 
 /// Hash maps of detector state. foldhash with a fixed seed: several times faster than SipHash on
 /// small keys (addresses, ports), and deterministic so runs over the same input are reproducible.
@@ -46,10 +44,14 @@ impl Default for MapHasher {
 }
 
 /// A set of distinct values that stops growing at `cap` (it then only counts that it is full),
-/// so one key's state stays bounded whatever the input. Small sets stay in a vector, which is
-/// faster than hashing for the one-or-two-values case that dominates.
+/// so one key's state stays bounded whatever the input. Most keys only ever see one value (a
+/// host's DNS queries: one port on one server), which is kept inline: no allocation when a key
+/// is created, no free when its window closes. Small sets stay in a vector, which is faster than
+/// hashing for the few-values case.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum DistinctSet<T: Copy + Eq + Hash + Ord> {
+    Empty,
+    One(T),
     Small(Vec<T>),
     Large(FastSet<T>),
 }
@@ -76,12 +78,26 @@ const SMALL_SET_LIMIT: usize = 16;
 
 impl<T: Copy + Eq + Hash + Ord> DistinctSet<T> {
     pub(crate) fn new() -> Self {
-        Self::Small(Vec::new())
+        Self::Empty
     }
 
     /// Adds `value` unless the set already holds `cap` values.
+    #[inline]
     pub(crate) fn insert(&mut self, value: T, cap: usize) {
         match self {
+            Self::Empty => {
+                if cap > 0 {
+                    *self = Self::One(value);
+                }
+            }
+            Self::One(existing) => {
+                if *existing != value && cap > 1 {
+                    let mut values = Vec::with_capacity(4);
+                    values.push(*existing);
+                    values.push(value);
+                    *self = Self::Small(values);
+                }
+            }
             Self::Small(values) => {
                 if values.contains(&value) || values.len() >= cap {
                     return;
@@ -105,6 +121,12 @@ impl<T: Copy + Eq + Hash + Ord> DistinctSet<T> {
 
     pub(crate) fn remove(&mut self, value: &T) {
         match self {
+            Self::Empty => {}
+            Self::One(existing) => {
+                if existing == value {
+                    *self = Self::Empty;
+                }
+            }
             Self::Small(values) => values.retain(|existing| existing != value),
             Self::Large(set) => {
                 set.remove(value);
@@ -114,6 +136,8 @@ impl<T: Copy + Eq + Hash + Ord> DistinctSet<T> {
 
     pub(crate) fn len(&self) -> usize {
         match self {
+            Self::Empty => 0,
+            Self::One(_) => 1,
             Self::Small(values) => values.len(),
             Self::Large(set) => set.len(),
         }
@@ -122,120 +146,14 @@ impl<T: Copy + Eq + Hash + Ord> DistinctSet<T> {
     /// The values, ascending, at most `limit` of them.
     pub(crate) fn sorted(&self, limit: usize) -> Vec<T> {
         let mut values: Vec<T> = match self {
+            Self::Empty => Vec::new(),
+            Self::One(value) => vec![*value],
             Self::Small(values) => values.clone(),
             Self::Large(set) => set.iter().copied().collect(),
         };
         values.sort_unstable();
         values.truncate(limit);
         values
-    }
-}
-
-/// Counters every detector keeps per key: flows, rejections, volumes, first and last time, and
-/// the first evidence flows (kept compact, turned into [`EvidenceFlow`]s only for a finding).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct FlowTally {
-    pub(crate) flows: u64,
-    pub(crate) rejected: u64,
-    pub(crate) client_bytes: u64,
-    pub(crate) server_bytes: u64,
-    pub(crate) client_packets: u64,
-    pub(crate) server_packets: u64,
-    pub(crate) first_seen: i64,
-    pub(crate) last_seen: i64,
-    pub(crate) protocol: u8,
-    /// The first evidence flow, kept inline: most keys only ever see one flow, and an
-    /// allocation per key would cost more than the rest of the counting.
-    first_evidence: Option<CompactFlow>,
-    /// The following evidence flows, allocated from the second flow on.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    more_evidence: Vec<CompactFlow>,
-}
-
-impl FlowTally {
-    pub(crate) fn new(flow: &FlowContext) -> Self {
-        Self {
-            flows: 0,
-            rejected: 0,
-            client_bytes: 0,
-            server_bytes: 0,
-            client_packets: 0,
-            server_packets: 0,
-            first_seen: flow.record.start,
-            last_seen: flow.record.end,
-            protocol: flow.record.protocol,
-            first_evidence: None,
-            more_evidence: Vec::new(),
-        }
-    }
-
-    /// Counts `record`; `reply` says it flows server → client.
-    #[inline]
-    pub(crate) fn add(&mut self, flow: &FlowContext, reply: bool, evidence_limit: usize) {
-        let record = &flow.record;
-        self.flows += 1;
-        if record.action == FlowAction::Reject {
-            self.rejected += 1;
-        }
-        if reply {
-            self.server_bytes += record.bytes;
-            self.server_packets += record.packets;
-            self.client_bytes += record.reverse_bytes;
-            self.client_packets += record.reverse_packets;
-        } else {
-            self.client_bytes += record.bytes;
-            self.client_packets += record.packets;
-            self.server_bytes += record.reverse_bytes;
-            self.server_packets += record.reverse_packets;
-        }
-        self.first_seen = self.first_seen.min(record.start);
-        self.last_seen = self.last_seen.max(record.end);
-        if evidence_limit == 0 {
-            return;
-        }
-        if self.first_evidence.is_none() {
-            self.first_evidence = Some(*record);
-        } else if self.more_evidence.len() + 1 < evidence_limit {
-            if self.more_evidence.is_empty() {
-                self.more_evidence.reserve_exact(evidence_limit - 1);
-            }
-            self.more_evidence.push(*record);
-        }
-    }
-
-    /// The evidence flows in arrival order.
-    pub(crate) fn evidence(&self) -> Vec<EvidenceFlow> {
-        self.first_evidence
-            .iter()
-            .chain(self.more_evidence.iter())
-            .map(evidence_flow)
-            .collect()
-    }
-
-    /// Destination ports of the evidence flows.
-    pub(crate) fn evidence_ports(&self) -> impl Iterator<Item = u16> + '_ {
-        self.first_evidence
-            .iter()
-            .chain(self.more_evidence.iter())
-            .map(|flow| flow.dst_port)
-    }
-}
-
-fn evidence_flow(flow: &CompactFlow) -> EvidenceFlow {
-    let time =
-        |seconds: i64| DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-    EvidenceFlow {
-        start: time(flow.start),
-        end: time(flow.end),
-        src_addr: key_address(flow.src),
-        dst_addr: key_address(flow.dst),
-        src_port: flow.src_port,
-        dst_port: flow.dst_port,
-        protocol: flow.protocol,
-        packets: flow.packets,
-        bytes: flow.bytes,
-        action: flow.action,
-        direction: flow.direction,
     }
 }
 
@@ -558,6 +476,25 @@ pub(crate) fn addresses(keys: &[u128]) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_set_keeps_one_value_inline_and_honours_small_caps() {
+        let mut set = DistinctSet::new();
+        set.insert(7u16, 5);
+        set.insert(7, 5);
+        assert_eq!(set, DistinctSet::One(7));
+        set.remove(&7);
+        assert_eq!(set.len(), 0);
+        set.insert(3, 1);
+        set.insert(4, 1);
+        assert_eq!(set.sorted(10), [3], "a cap of one keeps the first value");
+        set.insert(9, 2);
+        set.insert(1, 2);
+        assert_eq!(set.sorted(10), [3, 9]);
+        let mut none = DistinctSet::new();
+        none.insert(1u16, 0);
+        assert_eq!(none.len(), 0);
+    }
 
     #[test]
     fn distinct_set_grows_into_a_hash_set_and_caps() {

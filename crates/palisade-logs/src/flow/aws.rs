@@ -644,95 +644,227 @@ fn parse_default_line<'line>(
 
 /// A position in a line, always at the start of a field (or the end): each method reads one
 /// field and the spaces after it, or returns `None` without promising where it stopped.
+///
+/// # Eight bytes at a time
+/// The fields are read a machine word at a time (SWAR, "SIMD within a register"): [`word_at`]
+/// loads the eight bytes at a position, [`leading_digits`] counts how many of them are decimal
+/// digits with a few bit operations, [`digits_value`] turns up to eight digits into their value
+/// with three multiplications, and [`first_space`] finds a separator. This replaces a loop with
+/// a multiply-add and a branch per digit, whose exit mispredicts for every field of varying
+/// length (octets of one to three digits, ports, byte counts). It is about as many instructions
+/// (callgrind: 1,620 per default-format line against 1,770) but no per-digit branch. Anything
+/// unusual (more than 19 digits, a leading zero in an address, a byte that is not a digit)
+/// returns `None`, as before, and the general parser decides.
 struct Cursor<'line> {
     line: &'line [u8],
     position: usize,
 }
 
+/// Every byte of a word set to `byte`.
+const fn splat(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// The eight bytes of `line` at `position`, little-endian (the first byte in the low bits), with
+/// zero bytes past the end of the line (a zero byte is neither a digit nor a space, so it ends a
+/// digit run; callers check the line's end themselves).
+#[inline(always)]
+fn word_at(line: &[u8], position: usize) -> u64 {
+    match line.get(position..position + 8) {
+        Some(bytes) => {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(bytes);
+            u64::from_le_bytes(word)
+        }
+        None => {
+            let mut word = [0u8; 8];
+            let rest = line.get(position..).unwrap_or_default();
+            word[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(word)
+        }
+    }
+}
+
+/// How many of the word's bytes, from the first, are ASCII digits (0 to 8).
+///
+/// A byte is a digit when its high nibble is 3 and adding 6 leaves it 3 (`0x30`–`0x39`). The
+/// addition can carry into the next byte only from a byte of `0xfa` or more, which is not a
+/// digit: bytes after the first non-digit may be misjudged, but they are never looked at.
+#[inline(always)]
+fn leading_digits(word: u64) -> u32 {
+    let high = splat(0xf0);
+    let not_digit =
+        ((word & high) ^ splat(0x30)) | ((word.wrapping_add(splat(0x06)) & high) ^ splat(0x30));
+    not_digit.trailing_zeros() / 8
+}
+
+/// The value of the first `count` (1 to 8) bytes of `word`, which are digits.
+#[inline(always)]
+fn digits_value(word: u64, count: u32) -> u64 {
+    debug_assert!((1..=8).contains(&count));
+    // Keep the digits' values and move them to the top bytes: the bytes shifted in are zeros,
+    // i.e. leading zeros.
+    let mut value = (word & splat(0x0f)) << (8 * (8 - count));
+    // Each step joins neighbouring groups: 1-digit bytes into 2-digit pairs (in 16 bits), pairs
+    // into 4-digit quads (in 32 bits), quads into the 8-digit result. The first digit is in
+    // the low byte, so a group's left neighbour is the one below it.
+    value = (value.wrapping_mul(10).wrapping_add(value >> 8)) & 0x00ff_00ff_00ff_00ff;
+    value = (value.wrapping_mul(100).wrapping_add(value >> 16)) & 0x0000_ffff_0000_ffff;
+    (value.wrapping_mul(10_000).wrapping_add(value >> 32)) & 0xffff_ffff
+}
+
+/// Byte `index` (0 to 7) of `word`.
+#[inline(always)]
+fn byte_of(word: u64, index: u32) -> u8 {
+    (word >> (8 * index)) as u8
+}
+
+/// The index of the first space byte in `word`, if any.
+#[inline(always)]
+fn first_space(word: u64) -> Option<u32> {
+    // The classic "has a zero byte" test on word ^ spaces: exact for the first match (a borrow
+    // can only flag bytes after a true zero byte).
+    let spaces = word ^ splat(b' ');
+    let found = spaces.wrapping_sub(splat(0x01)) & !spaces & splat(0x80);
+    (found != 0).then(|| found.trailing_zeros() / 8)
+}
+
+const POWERS_OF_TEN: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
 impl<'line> Cursor<'line> {
-    #[inline]
+    #[inline(always)]
     fn skip_spaces(&mut self) {
-        while self.position < self.line.len() && self.line[self.position] == b' ' {
+        while self.line.get(self.position) == Some(&b' ') {
             self.position += 1;
         }
     }
 
+    /// Ends the field at `end`, whose byte (`after`, from a loaded word) must be a space, or
+    /// `end` the end of the line, and moves past the spaces that follow.
+    #[inline(always)]
+    fn end_field(&mut self, end: usize, after: u8) -> Option<()> {
+        if after == b' ' {
+            self.position = end + 1;
+            self.skip_spaces();
+            Some(())
+        } else if end == self.line.len() {
+            self.position = end;
+            Some(())
+        } else {
+            None
+        }
+    }
+
     /// A field of any bytes but spaces.
-    #[inline]
+    #[inline(always)]
     fn field(&mut self) -> Option<&'line [u8]> {
-        let rest = &self.line[self.position..];
-        let length = rest
-            .iter()
-            .position(|byte| *byte == b' ')
-            .unwrap_or(rest.len());
-        if length == 0 {
+        let line = self.line;
+        let start = self.position;
+        let mut end = start;
+        loop {
+            if end + 8 > line.len() {
+                end += line[end..]
+                    .iter()
+                    .position(|byte| *byte == b' ')
+                    .unwrap_or(line.len() - end);
+                break;
+            }
+            if let Some(index) = first_space(word_at(line, end)) {
+                end += index as usize;
+                break;
+            }
+            end += 8;
+        }
+        if end == start {
             return None;
         }
-        self.position += length;
+        self.position = end;
         self.skip_spaces();
-        Some(&rest[..length])
+        Some(&line[start..end])
     }
 
     /// A decimal number of at most 19 digits (so it cannot overflow).
-    #[inline]
+    #[inline(always)]
     fn number(&mut self) -> Option<u64> {
         let line = self.line;
         let start = self.position;
-        let mut position = start;
-        let mut value: u64 = 0;
-        while position < line.len() {
-            let digit = line[position].wrapping_sub(b'0');
-            if digit > 9 {
-                break;
+        let first = word_at(line, start);
+        let count = leading_digits(first);
+        // The byte after the digits comes from the word already loaded: a space there is a
+        // real one (past the line's end the word holds zero bytes).
+        let (value, digits, after) = if count < 8 {
+            if count == 0 {
+                return None;
             }
-            // Wrapping: a value of more than 19 digits is refused below anyway.
-            value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
-            position += 1;
-        }
-        let digits = position - start;
-        if digits == 0 || digits > 19 || (position < line.len() && line[position] != b' ') {
-            return None;
-        }
-        self.position = position;
-        self.skip_spaces();
+            (digits_value(first, count), count, byte_of(first, count))
+        } else {
+            let high = digits_value(first, 8);
+            let second = word_at(line, start + 8);
+            let more = leading_digits(second);
+            if more == 0 {
+                (high, 8, byte_of(second, 0))
+            } else if more < 8 {
+                let value = high * POWERS_OF_TEN[more as usize] + digits_value(second, more);
+                (value, 8 + more, byte_of(second, more))
+            } else {
+                // 16 digits so far; 19 at most fit in a u64 whatever they are.
+                let third = word_at(line, start + 16);
+                let last = leading_digits(third);
+                if last > 3 {
+                    return None;
+                }
+                let mut value = high * POWERS_OF_TEN[8] + digits_value(second, 8);
+                if last > 0 {
+                    value = value * POWERS_OF_TEN[last as usize] + digits_value(third, last);
+                }
+                (value, 16 + last, byte_of(third, last))
+            }
+        };
+        let end = start + digits as usize;
+        self.end_field(end, after)?;
         Some(value)
     }
 
     /// A dotted-quad IPv4 address (octets of one to three digits, at most 255, no leading
     /// zero), as its address key.
-    #[inline]
+    #[inline(always)]
     fn ipv4(&mut self) -> Option<u128> {
         let line = self.line;
         let mut position = self.position;
         let mut address: u32 = 0;
+        let mut after = 0u8;
         for octet in 0..4 {
-            if octet > 0 {
-                if line.get(position) != Some(&b'.') {
+            let word = word_at(line, position);
+            let digits = leading_digits(word);
+            if digits == 0 || digits > 3 {
+                return None;
+            }
+            let value = digits_value(word, digits);
+            // A leading zero ("01") is refused, as `Ipv4Addr`'s parser does.
+            if value > 255 || (digits > 1 && byte_of(word, 0) == b'0') {
+                return None;
+            }
+            address = address << 8 | value as u32;
+            position += digits as usize;
+            after = byte_of(word, digits);
+            if octet < 3 {
+                if after != b'.' {
                     return None;
                 }
                 position += 1;
             }
-            let start = position;
-            let mut value: u32 = 0;
-            while position < line.len() && position - start < 3 {
-                let digit = line[position].wrapping_sub(b'0');
-                if digit > 9 {
-                    break;
-                }
-                value = value * 10 + u32::from(digit);
-                position += 1;
-            }
-            let digits = position - start;
-            if digits == 0 || value > 255 || (digits > 1 && line[start] == b'0') {
-                return None;
-            }
-            address = address << 8 | value;
         }
-        if position < line.len() && line[position] != b' ' {
-            return None;
-        }
-        self.position = position;
-        self.skip_spaces();
+        self.end_field(position, after)?;
         Some(address_key(IpAddr::V4(Ipv4Addr::from(address))))
     }
 }
@@ -1038,6 +1170,225 @@ mod tests {
             }
         }
         assert_eq!(fast_count, 3, "the three plain lines take the fast path");
+    }
+
+    #[test]
+    fn swar_helpers_count_and_value_digits() {
+        let word = |text: &[u8]| word_at(text, 0);
+        assert_eq!(leading_digits(word(b"12345678")), 8);
+        assert_eq!(leading_digits(word(b"123 5678")), 3);
+        assert_eq!(leading_digits(word(b"")), 0);
+        assert_eq!(leading_digits(word(b"9/:0")), 1, "bytes next to the digits");
+        // A byte of 0xfa or more carries into the next byte; only later bytes may be misjudged.
+        assert_eq!(leading_digits(word(&[b'7', 0xff, b'1', b'2'])), 1);
+        assert_eq!(leading_digits(word(&[0xfa, b'1'])), 0);
+        assert_eq!(digits_value(word(b"00000001"), 8), 1);
+        assert_eq!(digits_value(word(b"99999999"), 8), 99_999_999);
+        assert_eq!(digits_value(word(b"1234 zz"), 4), 1234);
+        assert_eq!(digits_value(word(b"7"), 1), 7);
+        assert_eq!(first_space(word(b"eni-1 22")), Some(5));
+        assert_eq!(first_space(word(&[0, b' '])), Some(1));
+        assert_eq!(first_space(word(b"abcdefgh")), None);
+        // Past the end of a line the word is padded with zero bytes.
+        assert_eq!(
+            word_at(b"12", 0),
+            u64::from_le_bytes([b'1', b'2', 0, 0, 0, 0, 0, 0])
+        );
+        assert_eq!(word_at(b"12", 2), 0);
+    }
+
+    /// The fast path's numbers and addresses against `str::parse` and the general parser, for
+    /// every length from 0 to 22 digits, leading zeros, maximum and overflowing values, `-`.
+    #[test]
+    fn swar_numbers_and_addresses_agree_with_the_standard_parsers() {
+        let mut texts: Vec<String> = vec![
+            "0".into(),
+            "-".into(),
+            "".into(),
+            "00".into(),
+            "007".into(),
+            "65535".into(),
+            "65536".into(),
+            "255".into(),
+            "256".into(),
+            "4294967295".into(),
+            "18446744073709551615".into(),
+            "18446744073709551616".into(),
+            "9999999999999999999".into(),
+            "99999999999999999999".into(),
+            "0000000000000000001".into(),
+            "00000000000000000001".into(),
+            "12a".into(),
+            "+5".into(),
+            "1.5".into(),
+        ];
+        for length in 1..=22 {
+            texts.push("9".repeat(length));
+            texts.push(format!("1{}", "0".repeat(length - 1)));
+            texts.push(format!("{}5", "0".repeat(length - 1)));
+            texts.push("1234567890123456789012"[..length].to_owned());
+        }
+        for text in &texts {
+            for tail in ["", " ", "  x"] {
+                let line = format!("{text}{tail}");
+                let mut cursor = Cursor {
+                    line: line.as_bytes(),
+                    position: 0,
+                };
+                let fast = cursor.number();
+                let digits = text.len();
+                let expected = (digits <= 19 && text.bytes().all(|byte| byte.is_ascii_digit()))
+                    .then(|| text.parse::<u64>().ok())
+                    .flatten();
+                assert_eq!(fast, expected, "{line:?}");
+                if fast.is_some() {
+                    assert_eq!(
+                        cursor.position,
+                        line.len() - tail.trim_start().len(),
+                        "{line:?}"
+                    );
+                    let general = parse_number::<u64>(text.as_bytes(), AwsField::Bytes).ok();
+                    assert_eq!(fast, general, "{line:?}");
+                }
+            }
+        }
+        let mut addresses: Vec<String> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.1.22.133",
+            "1.2.3.4",
+            "256.1.1.1",
+            "1.2.3.256",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3.0",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.4a",
+            "1000.2.3.4",
+            "1.2.3.1000",
+            "-",
+            "",
+            "2001:db8::1",
+        ]
+        .iter()
+        .map(|text| (*text).to_owned())
+        .collect();
+        let mut seed = 0x9e37_79b9_u32;
+        for _ in 0..2000 {
+            let mut octets = Vec::new();
+            for _ in 0..4 {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                octets.push(match seed >> 28 {
+                    0 => format!("0{}", (seed >> 8) % 100),
+                    1 => format!("{}", 250 + (seed >> 8) % 10),
+                    _ => format!("{}", (seed >> 8) % 256),
+                });
+            }
+            addresses.push(octets.join("."));
+        }
+        for text in &addresses {
+            for tail in ["", " 22"] {
+                let line = format!("{text}{tail}");
+                let mut cursor = Cursor {
+                    line: line.as_bytes(),
+                    position: 0,
+                };
+                let fast = cursor.ipv4();
+                let expected = text
+                    .parse::<Ipv4Addr>()
+                    .ok()
+                    .map(|address| address_key(IpAddr::V4(address)));
+                assert_eq!(fast, expected, "{line:?}");
+            }
+        }
+    }
+
+    /// Random lines of the default format, some damaged: whenever the fast path takes a line,
+    /// the general parser reads the same flow from it.
+    #[test]
+    fn fast_path_agrees_with_the_general_parser_on_random_lines() {
+        let pieces: [&[&str]; 14] = [
+            &["2", "3", "-"],
+            &["123456789012", "-", "1", "é"],
+            &["eni-0123456789abcdef0", "-", "eni-1"],
+            &[
+                "10.0.0.5",
+                "0.0.0.0",
+                "255.255.255.255",
+                "01.2.3.4",
+                "2001:db8::1",
+                "-",
+            ],
+            &["198.51.100.2", "1.2.3.4", "1.2.3.256", "-"],
+            &["443", "0", "65535", "65536", "-", "007"],
+            &["51000", "1", "99999"],
+            &["6", "17", "255", "256"],
+            &[
+                "12",
+                "0",
+                "18446744073709551615",
+                "99999999999999999999",
+                "-",
+            ],
+            &[
+                "3000",
+                "12345678",
+                "123456789",
+                "1234567890123456789",
+                "12345678901234567890",
+            ],
+            &["1700000000", "0", "8210266876799", "8210266876800"],
+            &["1700000055", "1700000000"],
+            &["ACCEPT", "REJECT", "MAYBE", "-"],
+            &["OK", "NODATA", "SKIPDATA"],
+        ];
+        let layout = AwsLayout::default();
+        let mut seed = 0x2545_f491_u32;
+        let mut fast_count = 0;
+        for _ in 0..20_000 {
+            let mut line = String::new();
+            for (index, choices) in pieces.iter().enumerate() {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // Mostly the first (plain) value, sometimes another one.
+                let pick = if seed >> 29 == 0 {
+                    (seed >> 8) as usize % choices.len()
+                } else {
+                    0
+                };
+                if index > 0 {
+                    line.push_str(if seed & 0xff == 0 { "  " } else { " " });
+                }
+                line.push_str(choices[pick]);
+            }
+            let mut fast = CompactFlow::default();
+            let mut fast_text = LineText::default();
+            let mut general = CompactFlow::default();
+            let mut general_text = LineText::default();
+            let outcome = parse_line(line.as_bytes(), &layout, &mut general, &mut general_text);
+            if parse_default_line(line.as_bytes(), &mut fast, &mut fast_text).is_some() {
+                fast_count += 1;
+                assert!(matches!(outcome, Ok(LineOutcome::Flow)), "{line}");
+                assert_eq!(fast, general, "{line}");
+                assert_eq!(fast_text.account, general_text.account, "{line}");
+                assert_eq!(fast_text.interface, general_text.interface, "{line}");
+            } else if let Ok(LineOutcome::Flow) = outcome {
+                // The fast path may only leave plain lines to the general parser when they hold
+                // an absent value, an IPv6 address, an octet with a leading zero (which the
+                // general parser's address reader allows), more than 19 digits or non-ASCII text.
+                assert!(
+                    line.contains(" - ")
+                        || line.contains(" 01.")
+                        || line.starts_with("- ")
+                        || line.contains(':')
+                        || line.contains('é')
+                        || line.split(' ').any(|field| field.len() >= 20),
+                    "{line}"
+                );
+            }
+        }
+        assert!(fast_count > 5_000, "{fast_count}");
     }
 
     #[test]
