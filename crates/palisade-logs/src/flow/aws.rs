@@ -1134,6 +1134,26 @@ mod tests {
         }
     }
 
+    /// Reads a line with the general parser and the default-format fast path; when the fast path
+    /// takes the line, checks that both read the same flow. Returns whether the general parser
+    /// read a flow and whether the fast path took the line.
+    fn parse_with_both(line: &str, layout: &AwsLayout) -> (bool, bool) {
+        let mut fast = CompactFlow::default();
+        let mut fast_text = LineText::default();
+        let mut general = CompactFlow::default();
+        let mut general_text = LineText::default();
+        let outcome = parse_line(line.as_bytes(), layout, &mut general, &mut general_text);
+        let general_flow = matches!(outcome, Ok(LineOutcome::Flow));
+        let fast_took_it = parse_default_line(line.as_bytes(), &mut fast, &mut fast_text).is_some();
+        if fast_took_it {
+            assert!(general_flow, "{line}");
+            assert_eq!(fast, general, "{line}");
+            assert_eq!(fast_text.account, general_text.account, "{line}");
+            assert_eq!(fast_text.interface, general_text.interface, "{line}");
+        }
+        (general_flow, fast_took_it)
+    }
+
     #[test]
     fn default_line_fast_path_agrees_with_the_general_parser() {
         let layout = AwsLayout::default();
@@ -1156,18 +1176,8 @@ mod tests {
         ];
         let mut fast_count = 0;
         for line in lines {
-            let mut fast = CompactFlow::default();
-            let mut fast_text = LineText::default();
-            let mut general = CompactFlow::default();
-            let mut general_text = LineText::default();
-            let outcome = parse_line(line.as_bytes(), &layout, &mut general, &mut general_text);
-            if parse_default_line(line.as_bytes(), &mut fast, &mut fast_text).is_some() {
-                fast_count += 1;
-                assert!(matches!(outcome, Ok(LineOutcome::Flow)), "{line}");
-                assert_eq!(fast, general, "{line}");
-                assert_eq!(fast_text.account, general_text.account, "{line}");
-                assert_eq!(fast_text.interface, general_text.interface, "{line}");
-            }
+            let (_, fast_took_it) = parse_with_both(line, &layout);
+            fast_count += usize::from(fast_took_it);
         }
         assert_eq!(fast_count, 3, "the three plain lines take the fast path");
     }
@@ -1362,18 +1372,10 @@ mod tests {
                 }
                 line.push_str(choices[pick]);
             }
-            let mut fast = CompactFlow::default();
-            let mut fast_text = LineText::default();
-            let mut general = CompactFlow::default();
-            let mut general_text = LineText::default();
-            let outcome = parse_line(line.as_bytes(), &layout, &mut general, &mut general_text);
-            if parse_default_line(line.as_bytes(), &mut fast, &mut fast_text).is_some() {
+            let (general_flow, fast_took_it) = parse_with_both(&line, &layout);
+            if fast_took_it {
                 fast_count += 1;
-                assert!(matches!(outcome, Ok(LineOutcome::Flow)), "{line}");
-                assert_eq!(fast, general, "{line}");
-                assert_eq!(fast_text.account, general_text.account, "{line}");
-                assert_eq!(fast_text.interface, general_text.interface, "{line}");
-            } else if let Ok(LineOutcome::Flow) = outcome {
+            } else if general_flow {
                 // The fast path may only leave plain lines to the general parser when they hold
                 // an absent value, an IPv6 address, an octet with a leading zero (which the
                 // general parser's address reader allows), more than 19 digits or non-ASCII text.
